@@ -1,0 +1,49 @@
+# Two commands for a newcomer (see README.md):
+#   make bench   set up .venv, run every chapter's benchmarks (SIZE=default), render the figures
+#   make test    set up .venv and run the test suite (SIZE=smoke)
+# One chapter or scenario alone:  make run CHAPTER=04-message-queues SCENARIO=latency SIZE=smoke
+
+SIZE     ?= default
+PYTHON   ?= python3
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+CHAPTER  ?=
+SCENARIO ?=
+PYTEST_ARGS ?=
+
+.PHONY: bench test run figures list servers reference venv clean
+
+venv: $(VENV)/.ready
+
+$(VENV)/.ready: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s): set PYTHON=python3.11" % sys.version.split()[0])'
+	@echo "setting up $(VENV) from requirements.txt (about a minute the first time) ..."
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@# make the repository importable from anywhere in the venv (demos, load), like an editable install
+	$(PY) -c 'import pathlib, site; pathlib.Path(site.getsitepackages()[0], "architecture-claims.pth").write_text("$(CURDIR)\n")'
+	@touch $@
+
+bench: venv
+	$(PY) -m load all --size $(SIZE)
+
+test: venv
+	SIZE=smoke $(PY) -m pytest $(PYTEST_ARGS)
+
+run: venv
+	$(PY) -m load run $(CHAPTER) $(if $(SCENARIO),--scenario $(SCENARIO)) --size $(SIZE)
+
+figures: venv
+	$(PY) -m load figures $(CHAPTER)
+
+list: venv
+	$(PY) -m load list
+
+servers: venv
+	$(PY) -m load.servers
+
+reference: venv
+	$(PY) -m load reference $(CHAPTER)
+
+clean:
+	rm -rf results var

@@ -1,0 +1,1 @@
+"""Runnable services for each chapter: one sub-package per chapter, one small module per variant."""

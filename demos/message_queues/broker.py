@@ -1,0 +1,77 @@
+"""The jobs queue through kombu: one URL (``BROKER_URL``) picks the broker.
+
+- ``filesystem://<folder>`` (the default): no server, messages are files. Good for a laptop, but a
+  message leaves the folder when a worker takes it: a worker killed before its ack loses it.
+- ``redis://host:port/db``: unacknowledged messages come back after the visibility timeout
+  (``BROKER_VISIBILITY_TIMEOUT`` seconds, 30 by default; keep it longer than any job takes).
+- ``amqp://user:pass@host:port//`` (RabbitMQ): durable queues, persistent messages and publisher
+  confirms; a dead worker's unacknowledged messages are requeued at once.
+"""
+import os
+
+from kombu import Connection, Exchange, Queue
+
+EXCHANGE = Exchange("registration", type="direct", durable=True)
+QUEUES = {
+    channel: Queue(f"registration.{channel}", EXCHANGE, routing_key=channel, durable=True)
+    for channel in ("email", "sms")
+}
+START_HINTS = {
+    "amqp": "start RabbitMQ with `python -m load.servers rabbitmq`",
+    "redis": "start Redis with `python -m load.servers redis`",
+}
+
+
+class BrokerUnavailable(RuntimeError):
+    pass
+
+
+def connect(broker_url: str, visibility_timeout_s: float = 30) -> Connection:
+    """A kombu connection for ``broker_url``, checked: raises BrokerUnavailable saying what to do."""
+    if broker_url.startswith("filesystem://"):
+        folder = broker_url[len("filesystem://"):] or "broker"
+        for sub in ("messages", "processed"):
+            os.makedirs(os.path.join(folder, sub), exist_ok=True)
+        connection = Connection("filesystem://", transport_options={
+            "data_folder_in": os.path.join(folder, "messages"),
+            "data_folder_out": os.path.join(folder, "messages"),
+            # taken messages are moved here (an atomic rename, so two workers never share one)
+            "store_processed": True,
+            "processed_folder": os.path.join(folder, "processed"),
+            "polling_interval": 0.01,
+        })
+    elif broker_url.startswith("memory://"):
+        raise BrokerUnavailable("memory:// lives inside one process; the worker is another process."
+                                " Unset BROKER_URL for the embedded filesystem broker")
+    elif broker_url.startswith("redis"):
+        connection = Connection(broker_url, transport_options={
+            "visibility_timeout": visibility_timeout_s,
+            "unacked_restore_throttle": 1,   # look for expired unacked messages on every idle poll
+        })
+    else:
+        connection = Connection(broker_url, transport_options={"confirm_publish": True})
+    try:
+        connection.ensure_connection(max_retries=2, interval_start=0.2, interval_step=0.2)
+    except Exception as error:
+        scheme = broker_url.split(":", 1)[0]
+        hint = START_HINTS.get(scheme, "check the URL")
+        raise BrokerUnavailable(
+            f"broker not reachable at {broker_url} ({error}): {hint}, or unset BROKER_URL "
+            f"to use the embedded filesystem broker"
+        ) from error
+    return connection
+
+
+def declare(connection: Connection) -> None:
+    with connection.channel() as channel:
+        for queue in QUEUES.values():
+            queue(channel).declare()
+
+
+def backlog(connection: Connection) -> int:
+    """Messages waiting in both queues (not counting those a worker holds unacknowledged)."""
+    total = 0
+    with connection.channel() as channel:
+        for queue in QUEUES.values():
+            total += queue(channel).queue_declare(passive=True).message_count
+    return total

@@ -1,0 +1,62 @@
+"""The queued variant's worker: takes e-mail and SMS jobs off the queue and sends them.
+
+At-least-once: a job is acknowledged only after the provider has sent it, so a worker that dies
+mid-job leaves it to be delivered again (on RabbitMQ at once, on Redis after the visibility
+timeout). The idempotency key makes that second delivery harmless. One job at a time
+(prefetch 1): a worker holds no more unacknowledged jobs than it is working on.
+Run: python -m demos.message_queues.worker
+"""
+import argparse
+import signal
+import socket
+import sys
+import time
+
+from .app import build_services
+from .broker import QUEUES, BrokerUnavailable, connect
+from .settings import Settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Send the welcome e-mails and SMS from the queue.")
+    parser.add_argument("--hold-before-ack", type=float, default=0.0, metavar="SECONDS",
+                        help="fault injection: wait this long after sending, before the ack "
+                             "(time for a test to kill the worker at the worst moment)")
+    args = parser.parse_args()
+    settings = Settings.from_env()
+    services = build_services(settings)
+    providers = {"email": services.email, "sms": services.sms}
+    try:
+        connection = connect(settings.broker_url, settings.visibility_timeout_s)
+    except BrokerUnavailable as problem:
+        sys.exit(f"error: {problem}")
+
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+
+    def handle(job, message):
+        provider = providers.get(job.get("channel")) if isinstance(job, dict) else None
+        if provider is None:
+            print(f"rejecting malformed job {job!r}", flush=True)
+            message.reject()
+            return
+        provider.send(job["to"], job["key"])
+        if args.hold_before_ack:
+            print(f"sent {job['key']}, holding {args.hold_before_ack}s before the ack", flush=True)
+            time.sleep(args.hold_before_ack)
+        message.ack()
+
+    with connection, connection.Consumer(list(QUEUES.values()), callbacks=[handle],
+                                         accept=["json"], prefetch_count=1):
+        print(f"worker ready: consuming {', '.join(q.name for q in QUEUES.values())} "
+              f"from {settings.broker_url}", flush=True)
+        while not stopping:   # SIGTERM: finish the job in hand, then stop
+            try:
+                connection.drain_events(timeout=1)
+            except socket.timeout:
+                pass
+    print("worker stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Load generation and benchmarks: Locust files per chapter and the one harness that runs them."""

@@ -1,0 +1,51 @@
+"""Render a chapter's figures by executing its notebook on a results folder.
+
+The notebook reads ``RESULTS_DIR`` and writes PNGs to ``FIGURES_DIR`` (``<results>/figures``);
+the executed copy, with its outputs, is saved beside them.
+"""
+import os
+import shutil
+from pathlib import Path
+
+from load.harness import ROOT
+
+
+def notebook_path(slug: str) -> Path:
+    return ROOT / "notebooks" / f"{slug}.ipynb"
+
+
+def render(slug: str, results_dir: Path, figures_dir: Path | None = None, timeout_s: int = 300) -> Path:
+    import nbformat
+    from nbclient import NotebookClient
+
+    figures_dir = figures_dir or results_dir / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    notebook = nbformat.read(notebook_path(slug), as_version=4)
+    previous = {key: os.environ.get(key) for key in ("RESULTS_DIR", "FIGURES_DIR")}
+    os.environ.update(RESULTS_DIR=str(results_dir), FIGURES_DIR=str(figures_dir))
+    try:
+        print(f"rendering {notebook_path(slug).relative_to(ROOT)} from {results_dir} ...", flush=True)
+        NotebookClient(notebook, timeout=timeout_s, kernel_name="python3",
+                       resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    nbformat.write(notebook, figures_dir / notebook_path(slug).name)
+    print(f"figures: {figures_dir}", flush=True)
+    return figures_dir
+
+
+def make_reference(slug: str, results_dir: Path) -> Path:
+    """Copy a results folder (without databases, broker files and logs) into the chapter."""
+    reference = ROOT / "chapters" / slug / "reference"
+    if reference.exists():
+        shutil.rmtree(reference)
+    shutil.copytree(results_dir, reference,
+                    ignore=shutil.ignore_patterns("data", "logs", "figures", "*.html", "*.log"))
+    render(slug, reference)
+    (reference / "figures" / notebook_path(slug).name).unlink(missing_ok=True)
+    print(f"reference set: {reference}", flush=True)
+    return reference

@@ -1,0 +1,315 @@
+"""The one harness: start a chapter's services, wait until they are ready, drive Locust headless,
+and write ``results/<chapter>/<scenario>/<run>/rep-<k>/`` (Locust's CSVs, the raw requests, what
+the services report, and ``meta.json``). Services are always stopped, on failure and Ctrl-C too.
+"""
+import json
+import os
+import platform
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = ("smoke", "default", "workshop")
+PACKAGES = ("flask", "waitress", "kombu", "redis", "locust", "gevent", "websockets", "matplotlib")
+MAX_BEHIND_FRACTION = 0.01
+MAX_CORE_UTILISATION = 0.90
+
+
+class ServiceFailed(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_ready(url: str) -> Callable[[], bool]:
+    """Ready when ``url`` answers 200."""
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+    return check
+
+
+def log_ready(path: Path, text: str) -> Callable[[], bool]:
+    """Ready when the service has written ``text`` to its log."""
+    return lambda: path.exists() and text in path.read_text(errors="replace")
+
+
+def get_json(url: str, timeout: float = 10) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.load(response)
+
+
+def stop_process_group(process: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """SIGTERM the process and everything it started, then SIGKILL whatever is left."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+        except ProcessLookupError:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)   # stragglers of the group, even after the leader exited
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+class Service:
+    """A subprocess in its own process group, its output in a log file, started when ready."""
+
+    def __init__(self, name: str, argv: list[str], *, log_path: Path, ready: Callable[[], bool],
+                 env: Optional[dict] = None, timeout_s: float = 30.0):
+        self.name, self.argv, self.log_path, self.ready = name, argv, log_path, ready
+        self.env, self.timeout_s = env, timeout_s
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> "Service":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                            env={**os.environ, **(self.env or {})},
+                                            start_new_session=True)
+        deadline = time.monotonic() + self.timeout_s
+        while not self.ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                why = (f"exited with code {self.process.returncode}" if self.process.poll() is not None
+                       else f"not ready after {self.timeout_s:.0f} s")
+                self.stop()
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise ServiceFailed(f"{self.name} {why}: {shlex.join(self.argv)}\n--- {self.log_path}\n{tail}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process_group(self.process)
+
+    def kill(self) -> None:
+        """SIGKILL, no grace: the fault the chapters' guarantees are tested against."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@dataclass
+class LocustResult:
+    command: list[str]
+    returncode: int
+    wall_s: float
+    loadgen: dict
+    pacing: dict
+    stats: dict          # the Aggregated row of locust_stats.csv
+
+
+class Run:
+    """One repetition of one run of a scenario: its folder, its services, its Locust run."""
+
+    def __init__(self, directory: Path, params: dict):
+        self.dir, self.params = directory, params
+        self.services: list[Service] = []
+        self.locust_result: Optional[LocustResult] = None
+        self.notes: dict = {}
+
+    def service(self, name: str, argv: list[str], *, ready: Callable[[], bool],
+                env: Optional[dict] = None, timeout_s: float = 30.0) -> Service:
+        service = Service(name, argv, log_path=self.dir / "logs" / f"{name}.log", ready=ready,
+                          env=env, timeout_s=timeout_s)
+        self.services.append(service)
+        print(f"  starting {name}: {shlex.join(argv)}", flush=True)
+        return service.start()
+
+    def locust(self, locustfile: Path, *, host: str, users: int, run_time_s: float,
+               spawn_rate: Optional[float] = None, processes: int = 1, arrival_rate: float = 0.0,
+               extra_args: tuple = ()) -> LocustResult:
+        raw_dir = self.dir / "raw"
+        command = [sys.executable, "-m", "locust", "-f", str(Path(locustfile).relative_to(ROOT)),
+                   "--headless", "--host", host, "-u", str(users), "-r", str(spawn_rate or users),
+                   "-t", f"{run_time_s:g}s", "--stop-timeout", "30", "--only-summary",
+                   "--csv", str(self.dir / "locust"), "--html", str(self.dir / "locust.html"),
+                   "--raw-dir", str(raw_dir), "--loglevel", "WARNING"]
+        if arrival_rate:
+            command += ["--arrival-rate", f"{arrival_rate:g}"]
+        if processes > 1:
+            command += ["--processes", str(processes)]
+        command += list(extra_args)
+        print(f"  $ {shlex.join(command)}", flush=True)
+        started = time.monotonic()
+        with open(self.dir / "locust.log", "wb") as log:
+            process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                cpu = _watch_cpu(process)
+            finally:
+                if process.poll() is None:
+                    kill_tree(process)
+        wall = time.monotonic() - started
+        loadgen = {"processes": len(cpu), "cpu_seconds": round(sum(cpu.values()), 3),
+                   "max_process_utilisation": round(max(cpu.values(), default=0) / wall, 3)}
+        pacing = _read_process_reports(raw_dir)
+        loadgen["cpu_warning"] = pacing.pop("cpu_warning")
+        stats = read_aggregated_stats(self.dir / "locust_stats.csv")
+        self.locust_result = LocustResult(command, process.returncode, round(wall, 3), loadgen, pacing, stats)
+        print(f"  locust done in {wall:.1f} s: {stats.get('Request Count', 0)} requests, "
+              f"{stats.get('Failure Count', 0)} failures, median {stats.get('Median Response Time')} ms, "
+              f"{float(stats.get('Requests/s') or 0):.1f} req/s", flush=True)
+        return self.locust_result
+
+    def save_json(self, name: str, data) -> None:
+        (self.dir / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+
+
+def kill_tree(process: subprocess.Popen) -> None:
+    """Locust shares our process group (so Ctrl-C reaches it); stop it and its workers."""
+    for child in psutil.Process(process.pid).children(recursive=True):
+        child.kill()
+    process.kill()
+    process.wait()
+
+
+def _watch_cpu(process: subprocess.Popen) -> dict:
+    """Wait for ``process``, sampling the CPU seconds of it and its children once a second."""
+    cpu: dict[int, float] = {}
+    while process.poll() is None:
+        try:
+            tree = [psutil.Process(process.pid)]
+            tree += tree[0].children(recursive=True)
+        except psutil.NoSuchProcess:
+            tree = []
+        for proc in tree:
+            try:
+                times = proc.cpu_times()
+                cpu[proc.pid] = times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        try:
+            process.wait(1.0)
+        except subprocess.TimeoutExpired:
+            pass
+    return cpu
+
+
+def _read_process_reports(raw_dir: Path) -> dict:
+    totals = {"iterations": 0, "behind": 0, "cpu_warning": False}
+    for path in raw_dir.glob("process-*.json"):
+        report = json.loads(path.read_text())
+        totals["iterations"] += report["iterations"]
+        totals["behind"] += report["behind"]
+        totals["cpu_warning"] |= report["cpu_warning"]
+    return totals
+
+
+def read_aggregated_stats(path: Path) -> dict:
+    import csv
+    if not path.exists():
+        return {}
+    with open(path, newline="") as stats:
+        rows = [row for row in csv.DictReader(stats) if row["Name"] == "Aggregated"]
+    return rows[0] if rows else {}
+
+
+def git_commit() -> dict:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain"))}
+
+
+def machine() -> dict:
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu_count": os.cpu_count(), "cpu_model": model, "platform": platform.platform(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1), "hostname": platform.node()}
+
+
+def versions() -> dict:
+    found = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def validity(result: Optional[LocustResult]) -> list[str]:
+    """Why a run's numbers cannot be trusted; empty when they can."""
+    if result is None:
+        return ["no Locust run"]
+    reasons = []
+    iterations, behind = result.pacing["iterations"], result.pacing["behind"]
+    if iterations and behind / iterations > MAX_BEHIND_FRACTION:
+        reasons.append(f"{behind} of {iterations} iterations fell behind their pace: add users")
+    if result.loadgen["cpu_warning"] or result.loadgen["max_process_utilisation"] > MAX_CORE_UTILISATION:
+        reasons.append("a load generator process had a full core: add Locust processes")
+    return reasons
+
+
+@dataclass
+class Harness:
+    """Runs a chapter's scenarios at one size; a scenario calls ``harness.run(...)`` per run."""
+    chapter: str
+    size: str = "default"
+    repetition: int = 1
+    results_root: Path = field(default_factory=lambda: ROOT / "results")
+    scenario: str = ""
+
+    @contextmanager
+    def run(self, name: str, **params) -> Iterator[Run]:
+        directory = self.results_root / self.chapter / self.scenario / name / f"rep-{self.repetition}"
+        if directory.exists():
+            import shutil
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        print(f"[{self.chapter} / {self.scenario} / {name} / rep {self.repetition}] {params}", flush=True)
+        run = Run(directory, params)
+        started = datetime.now(timezone.utc)
+        try:
+            yield run
+        finally:
+            run.stop()
+            ended = datetime.now(timezone.utc)
+            reasons = validity(run.locust_result)
+            meta = {
+                "chapter": self.chapter, "scenario": self.scenario, "run": name,
+                "repetition": self.repetition, "size": self.size, "params": params,
+                "started_at": started.isoformat(), "ended_at": ended.isoformat(),
+                "git": git_commit(), "machine": machine(), "versions": versions(),
+                "notes": run.notes, "valid": not reasons, "invalid_reasons": reasons,
+            }
+            if run.locust_result is not None:
+                result = run.locust_result
+                meta.update(command=result.command, locust_returncode=result.returncode,
+                            locust_wall_s=result.wall_s, loadgen=result.loadgen, pacing=result.pacing)
+            run.save_json("meta", meta)
+            if reasons:
+                print(f"  INVALID run: {'; '.join(reasons)}", flush=True)

@@ -1,0 +1,1 @@
+"""Chapter 4 load: the registration locustfile and the scenarios the harness runs."""

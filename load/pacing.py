@@ -1,0 +1,37 @@
+"""Open-loop arrivals for Locust users, counting every iteration that fell behind its pace.
+
+A closed-loop user waits for each answer before asking again, so a slow server slows the load
+and hides its own queueing. For latency questions the load must arrive on its own schedule:
+``open_loop(rate)`` gives each user Poisson arrivals (``constant=True``: evenly spaced), and an
+iteration that starts later than scheduled (the user was still busy) is counted as behind.
+With enough users none falls behind; the harness marks a run invalid when more than 1% do.
+"""
+import random
+import time
+
+LATE_TOLERANCE_S = 0.010
+
+counts = {"iterations": 0, "behind": 0}
+
+
+def open_loop(rate_per_user: float, constant: bool = False):
+    """A Locust ``wait_time`` giving ``rate_per_user`` arrivals a second to each user."""
+    def wait_time(user) -> float:
+        now = time.monotonic()
+        scheduled = getattr(user, "_next_arrival", None)
+        counts["iterations"] += 1
+        if scheduled is not None and now - scheduled > LATE_TOLERANCE_S:
+            counts["behind"] += 1
+            scheduled = now              # late: start a fresh schedule, don't burst to catch up
+        gap = 1.0 / rate_per_user if constant else random.expovariate(rate_per_user)
+        user._next_arrival = (scheduled or now) + gap
+        return max(0.0, user._next_arrival - now)
+    return wait_time
+
+
+def closed_loop():
+    """No wait: each user sends its next request as soon as the previous answer arrives."""
+    def wait_time(user) -> float:
+        counts["iterations"] += 1
+        return 0.0
+    return wait_time
