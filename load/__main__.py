@@ -11,6 +11,7 @@ environment variable sets it too.
 """
 import argparse
 import os
+import signal
 import sys
 import time
 
@@ -77,7 +78,12 @@ def main(argv=None) -> None:
         figures.make_reference(args.chapter, Path(args.results) / args.chapter)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt   # SIGTERM stops services the same way Ctrl-C does
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         main()
     except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 and write ``results/<chapter>/<scenario>/<run>/rep-<k>/`` (Locust's CSVs, the raw requests, what
 the services report, and ``meta.json``). Services are always stopped, on failure and Ctrl-C too.
 """
+import csv
 import json
 import os
 import platform
@@ -120,7 +121,7 @@ class LocustResult:
     wall_s: float
     loadgen: dict
     pacing: dict
-    stats: dict          # the Aggregated row of locust_stats.csv
+    summary: dict        # from the raw record of every request (see summarize)
 
 
 class Run:
@@ -148,6 +149,7 @@ class Run:
                    "--headless", "--host", host, "-u", str(users), "-r", str(spawn_rate or users),
                    "-t", f"{run_time_s:g}s", "--stop-timeout", "30", "--only-summary",
                    "--csv", str(self.dir / "locust"), "--html", str(self.dir / "locust.html"),
+                   "--json-file", str(self.dir / "locust_final"),
                    "--raw-dir", str(raw_dir), "--loglevel", "WARNING"]
         if arrival_rate:
             command += ["--arrival-rate", f"{arrival_rate:g}"]
@@ -168,11 +170,12 @@ class Run:
                    "max_process_utilisation": round(max(cpu.values(), default=0) / wall, 3)}
         pacing = _read_process_reports(raw_dir)
         loadgen["cpu_warning"] = pacing.pop("cpu_warning")
-        stats = read_aggregated_stats(self.dir / "locust_stats.csv")
-        self.locust_result = LocustResult(command, process.returncode, round(wall, 3), loadgen, pacing, stats)
-        print(f"  locust done in {wall:.1f} s: {stats.get('Request Count', 0)} requests, "
-              f"{stats.get('Failure Count', 0)} failures, median {stats.get('Median Response Time')} ms, "
-              f"{float(stats.get('Requests/s') or 0):.1f} req/s", flush=True)
+        summary = summarize(read_raw(raw_dir))
+        self.locust_result = LocustResult(command, process.returncode, round(wall, 3), loadgen, pacing, summary)
+        self.save_json("summary", summary)
+        print(f"  locust done in {wall:.1f} s: {summary['requests']} requests, {summary['failures']} failures, "
+              f"median {summary['median_ms']} ms, p95 {summary['p95_ms']} ms, "
+              f"{summary['throughput_per_s']} req/s", flush=True)
         return self.locust_result
 
     def save_json(self, name: str, data) -> None:
@@ -223,13 +226,40 @@ def _read_process_reports(raw_dir: Path) -> dict:
     return totals
 
 
-def read_aggregated_stats(path: Path) -> dict:
-    import csv
-    if not path.exists():
-        return {}
-    with open(path, newline="") as stats:
-        rows = [row for row in csv.DictReader(stats) if row["Name"] == "Aggregated"]
-    return rows[0] if rows else {}
+def read_raw(raw_dir: Path) -> list[dict]:
+    """Every request Locust made, from load/recorder.py's CSVs (one per Locust process).
+
+    This, not ``locust_stats.csv``, is the record to count from: Locust writes its CSVs once a
+    second and its last write can come before the final requests of the run."""
+    rows = []
+    for path in sorted(Path(raw_dir).glob("requests-*.csv")):
+        with open(path, newline="") as raw:
+            for row in csv.DictReader(raw):
+                rows.append({"start_time": float(row["start_time"]), "name": row["name"],
+                             "response_time_ms": float(row["response_time_ms"]), "ok": row["ok"] == "1"})
+    return rows
+
+
+def percentile(sorted_values: list[float], fraction: float) -> Optional[float]:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def summarize(rows: list[dict], warmup_s: float = 1.0) -> dict:
+    """Counts, latency percentiles (successful requests) and the steady completion rate.
+
+    The rate counts completions after the first ``warmup_s`` of the run, so spawning users
+    does not dilute it."""
+    times = sorted(row["response_time_ms"] for row in rows if row["ok"])
+    finished = sorted(row["start_time"] + row["response_time_ms"] / 1000 for row in rows if row["ok"])
+    steady = [t for t in finished if finished and t >= finished[0] + warmup_s]
+    rate = (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 2 and steady[-1] > steady[0] else 0.0
+    rounded = lambda value: None if value is None else round(value, 2)
+    return {"requests": len(rows), "failures": sum(not row["ok"] for row in rows),
+            "median_ms": rounded(percentile(times, 0.5)), "p95_ms": rounded(percentile(times, 0.95)),
+            "p99_ms": rounded(percentile(times, 0.99)), "throughput_per_s": round(rate, 3)}
 
 
 def git_commit() -> dict:

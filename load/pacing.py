@@ -17,16 +17,24 @@ counts = {"iterations": 0, "behind": 0}
 def open_loop(rate_per_user: float, constant: bool = False):
     """A Locust ``wait_time`` giving ``rate_per_user`` arrivals a second to each user."""
     def wait_time(user) -> float:
+        # called when a task ends; the next task is due one gap after the one that just ran was
         now = time.monotonic()
-        scheduled = getattr(user, "_next_arrival", None)
         counts["iterations"] += 1
-        if scheduled is not None and now - scheduled > LATE_TOLERANCE_S:
-            counts["behind"] += 1
-            scheduled = now              # late: start a fresh schedule, don't burst to catch up
         gap = 1.0 / rate_per_user if constant else random.expovariate(rate_per_user)
-        user._next_arrival = (scheduled or now) + gap
-        return max(0.0, user._next_arrival - now)
+        due = getattr(user, "_due", now) + gap
+        if now - due > LATE_TOLERANCE_S:
+            counts["behind"] += 1    # this arrival cannot start on time: the user was still busy
+            due = now                # start a fresh schedule, don't burst to catch up
+        user._due = due
+        return max(0.0, due - now)
     return wait_time
+
+
+def first_arrival_delay(rate_per_user: float, constant: bool = False) -> float:
+    """How long a new user waits before its first arrival, so that users spawned together don't
+    all fire at once (Locust runs a user's first task as soon as it spawns)."""
+    gap = 1.0 / rate_per_user if constant else random.expovariate(rate_per_user)
+    return random.uniform(0, gap) if constant else gap
 
 
 def closed_loop():

@@ -8,6 +8,9 @@ it is closed loop; ``--raw-dir DIR`` keeps every request in ``requests-<pid>.csv
 import csv
 import json
 import os
+import time
+
+import gevent
 
 from locust import events
 
@@ -24,19 +27,24 @@ def _add_options(parser):
                         help="folder for the raw per-request CSV and the per-process report")
 
 
-def wait_time_for(environment):
-    """The wait time the options ask for; call it from a User's ``wait_time``."""
+def rate_per_user(environment) -> float:
+    """Open loop: each user's share of ``--arrival-rate``; 0 for closed loop."""
     options = environment.parsed_options
     if options and options.arrival_rate > 0:
-        return pacing.open_loop(options.arrival_rate / max(1, options.num_users))
-    return pacing.closed_loop()
+        return options.arrival_rate / max(1, options.num_users)
+    return 0.0
 
 
 class Paced:
     """Mixin for a Locust User: open or closed loop as the options say."""
+    def on_start(self):
+        rate = rate_per_user(self.environment)
+        self._wait = pacing.open_loop(rate) if rate else pacing.closed_loop()
+        if rate:
+            gevent.sleep(pacing.first_arrival_delay(rate))
+            self._due = time.monotonic()
+
     def wait_time(self):
-        if not hasattr(self, "_wait"):
-            self._wait = wait_time_for(self.environment)
         return self._wait(self)
 
 

@@ -19,9 +19,11 @@ from .settings import Settings
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Send the welcome e-mails and SMS from the queue.")
+    # fault injection: time for a test (or a reader) to kill the worker at the worst moments
+    parser.add_argument("--hold-before-send", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long after taking a job, before sending it")
     parser.add_argument("--hold-before-ack", type=float, default=0.0, metavar="SECONDS",
-                        help="fault injection: wait this long after sending, before the ack "
-                             "(time for a test to kill the worker at the worst moment)")
+                        help="wait this long after sending, before the ack")
     args = parser.parse_args()
     settings = Settings.from_env()
     services = build_services(settings)
@@ -40,9 +42,12 @@ def main() -> None:
             print(f"rejecting malformed job {job!r}", flush=True)
             message.reject()
             return
+        if args.hold_before_send:
+            print(f"took {job['key']}, holding {args.hold_before_send} s before sending", flush=True)
+            time.sleep(args.hold_before_send)
         provider.send(job["to"], job["key"])
         if args.hold_before_ack:
-            print(f"sent {job['key']}, holding {args.hold_before_ack}s before the ack", flush=True)
+            print(f"sent {job['key']}, holding {args.hold_before_ack} s before the ack", flush=True)
             time.sleep(args.hold_before_ack)
         message.ack()
 

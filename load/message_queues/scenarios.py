@@ -83,7 +83,9 @@ def wait_until_sent(run: Run, url: str, timeout_s: float) -> float:
 def backlog(h: Harness) -> None:
     seconds = SIZES[h.size]["backlog_seconds"]
     for rate in SIZES[h.size]["rates"]:
-        users = max(4, rate)   # about one arrival a second per user: none falls behind at 50 ms
+        # Poisson arrivals at 1/20 s per user: a user is still busy (about 60 ms) when its next
+        # arrival is due with probability about 0.3%, well under the 1% that invalidates a run
+        users = 20 * rate
         with h.run(f"queued-r{rate}", variant="queued", threads=4, workers=1, users=users,
                    loop="open", arrival_rate=rate) as run:
             url = start_registration(run, "queued", threads=4, workers=1)

@@ -1,0 +1,75 @@
+"""Fixtures that run chapter 4's services as real processes, through the harness's own Service."""
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from demos.message_queues.store import Database
+from load.harness import Service, free_port, get_json, http_ready, log_ready
+
+
+class Registration:
+    """A running variant (and its workers) with its data in a temp folder."""
+
+    def __init__(self, folder: Path, variant: str, broker_url: str = "", env: dict | None = None):
+        self.folder, self.variant = folder, variant
+        self.env = {"DATA_DIR": str(folder / "data"), "BROKER_URL": broker_url, **(env or {})}
+        self.services: list[Service] = []
+        self.workers = 0
+        self.url = ""
+
+    def start(self, threads: int = 1) -> "Registration":
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self._start(self.variant, [sys.executable, "-m", f"demos.message_queues.{self.variant}",
+                                   "--port", str(port), "--threads", str(threads)],
+                    http_ready(f"{self.url}/health"))
+        return self
+
+    def start_worker(self, *args: str) -> Service:
+        self.workers += 1
+        name = f"worker-{self.workers}"
+        log = self.folder / f"{name}.log"
+        return self._start(name, [sys.executable, "-m", "demos.message_queues.worker", *args],
+                           log_ready(log, "worker ready"))
+
+    def _start(self, name, argv, ready) -> Service:
+        service = Service(name, argv, log_path=self.folder / f"{name}.log", ready=ready, env=self.env)
+        self.services.append(service)
+        return service.start()
+
+    @property
+    def database(self) -> Database:
+        return Database(f"sqlite:///{self.folder / 'data' / 'registrations.db'}")
+
+    def audit(self) -> dict:
+        return get_json(f"{self.url}/audit")
+
+    def wait_for(self, condition, timeout_s: float, what: str):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; logs in {self.folder}")
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+
+
+@pytest.fixture
+def registration(tmp_path):
+    """Factory: ``registration("queued", broker_url)`` starts a variant; all stopped after the test."""
+    started = []
+
+    def start(variant: str, broker_url: str = "", env: dict | None = None) -> Registration:
+        running = Registration(tmp_path / f"{variant}-{len(started)}", variant, broker_url, env)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()

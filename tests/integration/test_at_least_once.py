@@ -1,0 +1,76 @@
+"""The queued variant under SIGKILL of its worker, on each broker.
+
+The worker acknowledges a job only after the provider has sent it. Killed at the worst moments:
+- after the send, before the ack: RabbitMQ and Redis deliver the job again; the provider sees a
+  second attempt, and its idempotency key keeps it from reaching the user twice;
+- before the send: RabbitMQ and Redis deliver it again and it is sent; the embedded filesystem
+  broker removed it when the worker took it, so it is lost. That is why a real broker is used.
+"""
+import json
+import time
+import urllib.request
+
+import pytest
+
+REDIS_VISIBILITY_S = 2   # short, so the test need not wait the default 30 s
+
+
+@pytest.fixture(params=["rabbitmq", "redis", "filesystem"])
+def broker(request):
+    if request.param == "filesystem":
+        return "filesystem", ""
+    return request.param, request.getfixturevalue(f"{request.param}_url")
+
+
+def register_one(url: str) -> int:
+    body = json.dumps({"email": "victim@example.com", "phone": "+15551234567"}).encode()
+    request = urllib.request.Request(f"{url}/register", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["id"]
+
+
+def attempts_by_key(running) -> dict:
+    with running.database.transaction() as db:
+        return dict(db.execute("SELECT idempotency_key, COUNT(*) FROM send_attempts GROUP BY idempotency_key"))
+
+
+def sent_keys(running) -> set:
+    with running.database.transaction() as db:
+        return {key for (key,) in db.execute("SELECT idempotency_key FROM sends")}
+
+
+@pytest.mark.parametrize("moment", ["before-ack", "before-send"])
+def test_worker_killed_mid_job(registration, broker, moment):
+    name, url = broker
+    running = registration("queued", url, env={"BROKER_VISIBILITY_TIMEOUT": str(REDIS_VISIBILITY_S)})
+    doomed = running.start_worker(f"--hold-{moment}", "60")
+    running.start()
+    user_id = register_one(running.url)
+    marker = "sent" if moment == "before-ack" else "took"
+    line = running.wait_for(lambda: next((l for l in doomed.log_path.read_text().splitlines()
+                                          if l.startswith(marker)), None), 10, f"the worker to log '{marker}'")
+    killed_key = line.split()[1].rstrip(",")
+    assert killed_key in (f"email:{user_id}", f"sms:{user_id}")
+    doomed.kill()                                   # SIGKILL: no ack, no clean-up
+    running.start_worker()
+    other_key = ({f"email:{user_id}", f"sms:{user_id}"} - {killed_key}).pop()
+
+    if name == "filesystem":
+        running.wait_for(lambda: other_key in sent_keys(running), 10, f"{other_key} to be sent")
+        time.sleep(2)   # give a redelivery every chance to show up: none can, the file is gone
+        if moment == "before-ack":
+            assert attempts_by_key(running)[killed_key] == 1   # sent once, never redelivered
+            assert killed_key in sent_keys(running)
+        else:
+            assert killed_key not in attempts_by_key(running)   # lost: never sent to anyone
+            assert killed_key not in sent_keys(running)
+        return
+
+    both = {f"email:{user_id}", f"sms:{user_id}"}
+    running.wait_for(lambda: sent_keys(running) >= both, 10 + REDIS_VISIBILITY_S, "both jobs to be sent")
+    running.wait_for(lambda: attempts_by_key(running).get(killed_key, 0) >= (2 if moment == "before-ack" else 1),
+                     10 + REDIS_VISIBILITY_S, "the redelivered attempt")
+    attempts = attempts_by_key(running)
+    assert attempts[killed_key] == (2 if moment == "before-ack" else 1)   # raw: the duplicate is visible
+    assert attempts[other_key] == 1
+    assert running.audit()["sends"] == {"email": 1, "sms": 1}            # effective: exactly once

@@ -1,0 +1,113 @@
+"""The harness leaves no process or port behind, and a real Locust run agrees with the service."""
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from load.harness import ROOT, Harness, ServiceFailed, git_commit
+from load.message_queues import scenarios
+
+
+def port_is_free(port: int) -> bool:
+    """Nothing listens there: a server could bind it again (TIME_WAIT leftovers don't count)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def processes_with_data_dir(folder) -> list[psutil.Process]:
+    """Processes whose DATA_DIR lies under ``folder``: the services a harness run started."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if str(folder) in proc.environ().get("DATA_DIR", ""):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+def test_short_locust_run_counts_what_the_service_counts(tmp_path):
+    harness = Harness("04-message-queues", "smoke", 1, tmp_path, "check")
+    with harness.run("queued", variant="queued") as run:
+        url = scenarios.start_registration(run, "queued", threads=2)
+        result = run.locust(scenarios.LOCUSTFILE, host=url, users=4, run_time_s=2)
+        scenarios.save_service_report(run, url)
+        pids = [service.process.pid for service in run.services]
+        port = int(url.rsplit(":", 1)[1])
+    service = json.loads((run.dir / "service.json").read_text())
+    final = json.loads((run.dir / "locust_final.json").read_text())   # Locust's own final stats
+    assert result.summary["requests"] > 20 and result.summary["failures"] == 0
+    assert result.summary["requests"] == sum(entry["num_requests"] for entry in final)
+    assert result.summary["requests"] == service["register_requests"] == service["statuses"]["201"]
+    meta = json.loads((run.dir / "meta.json").read_text())
+    assert meta["git"]["commit"] == git_commit()["commit"] and len(meta["git"]["commit"]) == 40
+    assert meta["params"] == {"variant": "queued"} and meta["loadgen"]["cpu_seconds"] > 0
+    assert meta["valid"], meta["invalid_reasons"]
+    assert all(gone(pid) for pid in pids) and port_is_free(port)
+
+
+def test_a_service_that_fails_to_start_is_reported_and_nothing_is_left(tmp_path):
+    harness = Harness("04-message-queues", "smoke", 1, tmp_path, "check")
+    port_holder = socket.socket()
+    port_holder.bind(("127.0.0.1", 0))
+    port_holder.listen()
+    taken = port_holder.getsockname()[1]
+    with pytest.raises(ServiceFailed, match="exited with code"):
+        with harness.run("broken") as run:
+            worker = run.service("worker", [sys.executable, "-m", "demos.message_queues.worker"],
+                                 env={"DATA_DIR": str(tmp_path / "data")},
+                                 ready=lambda: "worker ready" in (run.dir / "logs" / "worker.log").read_text())
+            # the port is taken: the service dies at start; the worker started before it must stop too
+            run.service("serial", [sys.executable, "-m", "demos.message_queues.serial", "--port", str(taken)],
+                        env={"DATA_DIR": str(tmp_path / "data")}, ready=lambda: False)
+    port_holder.close()
+    assert gone(worker.process.pid)
+    assert processes_with_data_dir(tmp_path) == []
+
+
+def test_a_service_that_never_gets_ready_is_stopped_with_its_children(tmp_path):
+    harness = Harness("04-message-queues", "smoke", 1, tmp_path, "check")
+    with pytest.raises(ServiceFailed, match="not ready after 1 s"):
+        with harness.run("hung") as run:
+            run.service("hung", ["bash", "-c", f"sleep 300 & echo $! > {tmp_path}/child.pid; sleep 300"],
+                        env={"DATA_DIR": str(tmp_path)}, ready=lambda: False, timeout_s=1)
+    child = int((tmp_path / "child.pid").read_text())
+    assert gone(run.services[0].process.pid) and gone(child)
+
+
+def test_ctrl_c_during_a_run_stops_every_service(tmp_path):
+    command = [sys.executable, "-m", "load", "run", "04-message-queues", "--scenario", "latency",
+               "--size", "smoke", "--results", str(tmp_path)]
+    harness = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    for line in harness.stdout:            # wait until Locust is running against the first variant
+        output.append(line)
+        if "$ " in line and "locust" in line:
+            break
+    deadline = time.monotonic() + 10
+    while not processes_with_data_dir(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_with_data_dir(tmp_path), "".join(output)
+    harness.send_signal(signal.SIGINT)
+    output.append(harness.communicate(timeout=60)[0])
+    assert harness.returncode != 0
+    assert "interrupted" in "".join(output)
+    assert processes_with_data_dir(tmp_path) == []
+    assert (next(tmp_path.glob("04-message-queues/latency/*/rep-1/meta.json"))).exists()

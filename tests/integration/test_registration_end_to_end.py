@@ -1,0 +1,26 @@
+"""Each variant, as real processes: a registration sends its e-mail and SMS exactly once."""
+import json
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+
+def register(url: str, n: int) -> int:
+    body = json.dumps({"email": f"user{n}@example.com", "phone": "+15551234567"}).encode()
+    request = urllib.request.Request(f"{url}/register", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+@pytest.mark.parametrize("variant", ["serial", "parallel", "queued"])
+def test_concurrent_registrations_each_send_email_and_sms_exactly_once(registration, variant):
+    running = registration(variant)
+    if variant == "queued":
+        running.start_worker()
+    running.start(threads=4)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(lambda n: register(running.url, n), range(20))) == [201] * 20
+    expected = {"users": 20, "attempts": {"email": 20, "sms": 20}, "sends": {"email": 20, "sms": 20}}
+    assert running.wait_for(lambda: running.audit() == expected and running.audit(), 15,
+                            "20 e-mails and 20 SMS") == expected
