@@ -10,8 +10,6 @@ import json
 import os
 import time
 
-import gevent
-
 from locust import events
 
 from . import pacing
@@ -41,8 +39,11 @@ class Paced:
         rate = rate_per_user(self.environment)
         self._wait = pacing.open_loop(rate) if rate else pacing.closed_loop()
         if rate:
-            gevent.sleep(pacing.first_arrival_delay(rate))
-            self._due = time.monotonic()
+            # users spawned together must not all arrive at once; self.wait() (not a plain sleep)
+            # lets Locust stop a user still waiting for its first arrival at the end of the run
+            self._wait, open_loop = (lambda user: pacing.first_arrival_delay(rate)), self._wait
+            self.wait()
+            self._wait, self._due = open_loop, time.monotonic()
 
     def wait_time(self):
         return self._wait(self)
