@@ -137,5 +137,8 @@ def serve(register: Register, description: str, *, with_jobs: bool = False) -> N
     print(f"serving on http://{args.host}:{args.port} with {args.threads} thread(s); "
           f"database {settings.database_url}" + (f"; broker {settings.broker_url}" if with_jobs else ""),
           flush=True)
+    # open-loop loads hold hundreds of mostly idle keep-alive connections: allow them
+    # (waitress's default of 100 would stop accepting, and the load would silently go closed loop)
     waitress.serve(create_app(register, services), host=args.host, port=args.port,
-                   threads=args.threads, ident="registration", _quiet=True)
+                   threads=args.threads, connection_limit=2000, backlog=2048,
+                   ident="registration", _quiet=True)

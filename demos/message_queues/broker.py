@@ -11,11 +11,12 @@ import os
 
 from kombu import Connection, Exchange, Queue
 
-EXCHANGE = Exchange("registration", type="direct", durable=True)
-QUEUES = {
-    channel: Queue(f"registration.{channel}", EXCHANGE, routing_key=channel, durable=True)
-    for channel in ("email", "sms")
-}
+# Jobs go through the default exchange straight to a durable queue named for the channel, as in
+# RabbitMQ's work-queue tutorial: no binding to lose, so a job cannot be routed to nowhere.
+DEFAULT_EXCHANGE = Exchange("")
+QUEUES = {channel: Queue(f"registration.{channel}", DEFAULT_EXCHANGE, routing_key=f"registration.{channel}",
+                         durable=True)
+          for channel in ("email", "sms")}
 START_HINTS = {
     "amqp": "start RabbitMQ with `python -m load.servers rabbitmq`",
     "redis": "start Redis with `python -m load.servers redis`",

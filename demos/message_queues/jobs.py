@@ -3,7 +3,7 @@ import time
 
 from kombu import pools
 
-from .broker import EXCHANGE, QUEUES, BrokerUnavailable
+from .broker import DEFAULT_EXCHANGE, QUEUES, BrokerUnavailable
 
 
 class Jobs:
@@ -23,9 +23,8 @@ class Jobs:
                 producer.publish(
                     {"channel": channel, "user_id": user_id, "to": recipient,
                      "key": f"{channel}:{user_id}", "published_at": time.time()},
-                    exchange=EXCHANGE,
-                    routing_key=channel,
-                    declare=[QUEUES[channel]],
+                    exchange=DEFAULT_EXCHANGE,
+                    routing_key=QUEUES[channel].name,   # the queue was declared at start-up
                     delivery_mode="persistent",
                     serializer="json",
                     retry=True,

@@ -1,0 +1,286 @@
+"""Real Redis and RabbitMQ brokers, started for the tests and for readers, and stopped completely.
+
+Each server runs on a free loopback port with all its files in its own folder, so nothing
+touches the system's brokers, ports or paths, and two runs never meet:
+
+    with running("rabbitmq") as server:       # ~5 s for RabbitMQ, well under 1 s for Redis
+        connect_to(server.url)                # amqp://guest:guest@127.0.0.1:PORT//
+
+On exit (also after an exception) the server is stopped, every process it started is gone,
+its port is free again and its folder is removed. From a shell:
+
+    python -m load.servers                    # both; prints `export BROKER_URL=...` lines
+    python -m load.servers redis --workdir var/brokers      # keep the logs there
+
+and Ctrl-C (or SIGTERM) stops them. A missing server raises ServerMissing, saying how to install it.
+"""
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import psutil
+
+SERVERS = ("redis", "rabbitmq")
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+# Debian keeps the real RabbitMQ scripts here; /usr/sbin/rabbitmq-server would `su rabbitmq` as root.
+SEARCH_DIRS = ("/usr/lib/rabbitmq/bin", "/usr/sbin", "/usr/local/sbin")
+INSTALL_HINTS = {
+    "redis-server": "apt-get install redis-server` (Debian/Ubuntu) or `brew install redis",
+    "rabbitmq-server": "apt-get install rabbitmq-server` (Debian/Ubuntu) or `brew install rabbitmq",
+    "epmd": "apt-get install erlang-base` (Debian/Ubuntu) or `brew install erlang",
+}
+
+
+class ServerMissing(RuntimeError):
+    """The server's program is not installed; the message says how to install it."""
+
+
+class ServerFailed(RuntimeError):
+    """The server did not start (or stop); the message ends with the tail of its log."""
+
+
+@dataclass
+class Server:
+    """A running broker: ``url`` is what a kombu client needs."""
+    name: str
+    url: str
+    port: int
+    pid: int                                  # the server process (for RabbitMQ: the Erlang VM)
+    folder: Path                              # its data and logs
+    pids: list[int] = field(default_factory=list)   # every process started for it
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def find(program: str) -> str:
+    """The path of ``program`` (the system's PATH and the usual sbin folders), or ServerMissing."""
+    search = os.pathsep.join([*SEARCH_DIRS[:1], os.environ.get("PATH", os.defpath), *SEARCH_DIRS[1:]])
+    path = shutil.which(program, path=search)
+    if not path:
+        raise ServerMissing(f"{program} not found: install it with `{INSTALL_HINTS[program]}`")
+    return path
+
+
+@contextlib.contextmanager
+def running(name: str, workdir: str | None = None) -> Iterator[Server]:
+    """Start ``name`` ("redis" or "rabbitmq"), yield it once it answers, stop it completely on exit.
+
+    Its files go to a new temp folder, removed afterwards; with ``workdir`` they go to
+    ``workdir/<name>-<port>`` instead and are kept (the logs are worth reading).
+    """
+    starters = {"redis": _start_redis, "rabbitmq": _start_rabbitmq}
+    if name not in starters:
+        raise ValueError(f"unknown server {name!r}: choose from {', '.join(SERVERS)}")
+    port = free_port()
+    if workdir:
+        folder = Path(workdir).resolve() / f"{name}-{port}"
+        folder.mkdir(parents=True, exist_ok=True)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    with contextlib.ExitStack() as cleanup:
+        if not workdir:
+            cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
+        yield starters[name](port, folder, cleanup)
+
+
+# --- Redis ----------------------------------------------------------------------------------
+
+def _start_redis(port: int, folder: Path, cleanup: contextlib.ExitStack) -> Server:
+    log = folder / "redis.log"
+    process = _spawn([find("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+                      "--dir", str(folder), "--logfile", str(log), "--save", "", "--appendonly", "no",
+                      "--daemonize", "no"], folder / "stdout.log")
+    cleanup.callback(_stop_tree, process)
+    _wait_until(lambda: _redis_ping(port), process, [log, folder / "stdout.log"], "Redis")
+    return Server("redis", f"redis://127.0.0.1:{port}/0", port, process.pid, folder, [process.pid])
+
+
+def _redis_ping(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(64).startswith(b"+PONG")
+
+
+# --- RabbitMQ -------------------------------------------------------------------------------
+
+def _start_rabbitmq(port: int, folder: Path, cleanup: contextlib.ExitStack) -> Server:
+    server_script = find("rabbitmq-server")
+    ctl = str(Path(server_script).with_name("rabbitmqctl"))   # the script next to it, not a wrapper
+    node = f"rabbit-{port}@localhost"
+    epmd_port, dist_port = free_port(), free_port()
+    loopback_dist = "-kernel inet_dist_use_interface {127,0,0,1}"
+    (folder / "enabled_plugins").write_text("[].\n")
+    (folder / "rabbitmq-env.conf").write_text("")              # instead of /etc/rabbitmq's
+    (folder / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{port}\n"
+                                          "log.console = false\nlog.file.level = info\n")
+    env = {
+        **os.environ,
+        "HOME": str(folder),                                  # the Erlang cookie is written here
+        "RABBITMQ_NODENAME": node,
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(dist_port),
+        "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(folder / "log"),
+        "RABBITMQ_PID_FILE": str(folder / "rabbitmq.pid"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+        "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(folder / "advanced.config"),
+        "RABBITMQ_CONF_ENV_FILE": str(folder / "rabbitmq-env.conf"),
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": loopback_dist,
+        "RABBITMQ_CTL_ERL_ARGS": loopback_dist,
+        # A private epmd (Erlang's name server) on loopback, so no other node on the machine shares it.
+        "ERL_EPMD_PORT": str(epmd_port),
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+    }
+    epmd = _spawn([find("epmd"), "-port", str(epmd_port), "-address", "127.0.0.1"],
+                  folder / "epmd.log", env)
+    cleanup.callback(_stop_epmd, epmd, epmd_port, env)
+    _wait_until(lambda: _accepts(epmd_port), epmd, [folder / "epmd.log"], "epmd")
+
+    stdout = folder / "stdout.log"
+    wrapper = _spawn([server_script], stdout, env)               # a shell script running the Erlang VM
+    cleanup.callback(_stop_rabbitmq, wrapper, ctl, node, env, stdout)
+    logs = [stdout, folder / "log" / f"{node}.log"]
+    url = f"amqp://guest:guest@127.0.0.1:{port}//"
+    _wait_until(lambda: _amqp_ready(url), wrapper, logs, "RabbitMQ")
+    beam = int((folder / "rabbitmq.pid").read_text().strip())
+    return Server("rabbitmq", url, port, beam, folder, [wrapper.pid, beam, epmd.pid])
+
+
+def _amqp_ready(url: str) -> bool:
+    import kombu                                               # only RabbitMQ needs it
+    with kombu.Connection(url, connect_timeout=1) as connection:
+        connection.ensure_connection(max_retries=1)
+        return True
+
+
+def _stop_rabbitmq(wrapper: subprocess.Popen, ctl: str, node: str, env: dict, stdout: Path) -> None:
+    def rabbitmqctl_stop() -> None:
+        with open(stdout, "a") as log, contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run([ctl, "-n", node, "stop"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, timeout=STOP_TIMEOUT_S, start_new_session=True)
+    _stop_tree(wrapper, rabbitmqctl_stop)
+
+
+def _stop_epmd(epmd: subprocess.Popen, port: int, env: dict) -> None:
+    _stop_tree(epmd, lambda: subprocess.run([find("epmd"), "-port", str(port), "-kill"], env=env,
+                                            capture_output=True, stdin=subprocess.DEVNULL, timeout=10))
+
+
+# --- processes ------------------------------------------------------------------------------
+
+def _spawn(argv: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+    """Start ``argv`` in a session of its own (Ctrl-C in the terminal does not reach it), output to ``log``."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, cwd=log.parent, start_new_session=True)
+
+
+def _stop_tree(process: subprocess.Popen, stop: Callable[[], object] | None = None) -> None:
+    """Stop ``process`` with ``stop()`` (default: SIGTERM), wait, then SIGKILL whatever is left:
+    its process group and every process under it (Erlang's helpers leave the group)."""
+    try:
+        tree = psutil.Process(process.pid).children(recursive=True)   # now: orphans can't be found later
+    except psutil.NoSuchProcess:
+        tree = []
+    if process.poll() is None:
+        (stop or process.terminate)()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(STOP_TIMEOUT_S)
+    _, left = psutil.wait_procs(tree, timeout=5 if process.poll() is not None else 0)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)                 # the last resort
+    for child in left:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    process.wait()
+    psutil.wait_procs(left, timeout=5)
+
+
+def _accepts(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def _wait_until(ready: Callable[[], bool], process: subprocess.Popen, logs: list[Path], what: str,
+                timeout_s: float = START_TIMEOUT_S) -> None:
+    """Poll ``ready()`` until true; ServerFailed with the logs' tails if the process ends or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            problem = f"{what} exited with code {process.returncode}"
+            break
+        with contextlib.suppress(Exception):
+            if ready():
+                return
+        if time.monotonic() > deadline:
+            problem = f"{what} did not answer within {timeout_s:.0f} s"
+            break
+        time.sleep(0.1)
+    tails = "\n".join(f"--- {log}:\n{_tail(log)}" for log in logs if log.exists())
+    raise ServerFailed(f"{problem}\n{tails}")
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# --- command line ---------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("servers", nargs="*", metavar="SERVER",
+                        help=f"which to start: {' and/or '.join(SERVERS)} (default: both)")
+    parser.add_argument("--workdir", help="keep each server's data and logs in a folder under here")
+    args = parser.parse_args(argv)
+    names = list(dict.fromkeys(args.servers or SERVERS))
+    if unknown := set(names) - set(SERVERS):
+        parser.error(f"unknown server {', '.join(sorted(unknown))}: choose from {', '.join(SERVERS)}")
+    signal.signal(signal.SIGTERM, _interrupt)                  # SIGTERM stops them as Ctrl-C does
+    try:
+        with contextlib.ExitStack() as stack:
+            for name in names:
+                server = stack.enter_context(running(name, args.workdir))
+                print(f"# {name} on 127.0.0.1:{server.port} (pid {server.pid}, files in {server.folder})")
+                print(f"export BROKER_URL={server.url}", flush=True)
+            print("# running; Ctrl-C stops them", flush=True)
+            try:
+                while True:
+                    signal.pause()
+            except KeyboardInterrupt:
+                print("# stopping...", flush=True)
+                for sig in (signal.SIGINT, signal.SIGTERM):       # let the clean-up finish
+                    signal.signal(sig, signal.SIG_IGN)
+    except (ServerMissing, ServerFailed) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:                                  # while starting: already cleaned up
+        return 130
+    print(f"# stopped {' and '.join(names)}: no process left, port{'s' * (len(names) > 1)} free", flush=True)
+    return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Fixtures for every test: real brokers when a test asks for one, and no writes to $HOME."""
+import contextlib
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from load.servers import ServerMissing, running
+
+# Matplotlib, IPython and Jupyter (the notebook tests) write caches and kernels files here, not to $HOME.
+_SCRATCH = tempfile.mkdtemp(prefix="tests-home-")
+for _variable in ("MPLCONFIGDIR", "IPYTHONDIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR"):
+    os.environ.setdefault(_variable, os.path.join(_SCRATCH, _variable.lower()))
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_SCRATCH, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def started(name: str):
+    """``running(name)``, but a server that is not installed skips the test (REQUIRE_SERVERS=1: fails it)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(running(name))
+        except ServerMissing as missing:
+            if os.environ.get("REQUIRE_SERVERS") == "1":
+                pytest.fail(str(missing), pytrace=False)
+            pytest.skip(str(missing))
+        yield server
+
+
+@pytest.fixture(scope="session")
+def start_server():
+    """``with start_server("redis") as server:`` for a test that wants its own server."""
+    return started
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    with started("redis") as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url():
+    with started("rabbitmq") as server:
+        yield server.url
