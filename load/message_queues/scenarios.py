@@ -22,8 +22,8 @@ VARIANTS = ("serial", "parallel", "queued")
 SIZES = {
     #            seconds per run, thread counts,   backlog arrival rates (registrations/s), backlog seconds
     "smoke":    dict(seconds=3,  threads=(1, 4),          rates=(5, 15), backlog_seconds=4),
-    "default":  dict(seconds=8,  threads=(1, 4),          rates=(5, 15), backlog_seconds=15),
-    "workshop": dict(seconds=30, threads=(1, 2, 4, 8),    rates=(5, 10, 15, 20), backlog_seconds=60),
+    "default":  dict(seconds=8,  threads=(1, 4, 16),      rates=(5, 15), backlog_seconds=15),
+    "workshop": dict(seconds=30, threads=(1, 2, 4, 8, 16, 32), rates=(5, 10, 15, 20), backlog_seconds=60),
 }
 
 
