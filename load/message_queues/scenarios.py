@@ -51,6 +51,7 @@ def save_service_report(run: Run, url: str) -> None:
 
 
 def latency(h: Harness) -> None:
+    """Closed loop, one user: each variant's own latency (article: 150 / 100 / 50 ms)."""
     for variant in VARIANTS:
         with h.run(variant, variant=variant, threads=1, users=1, loop="closed") as run:
             url = start_registration(run, variant, threads=1)
@@ -59,6 +60,7 @@ def latency(h: Harness) -> None:
 
 
 def saturation(h: Harness) -> None:
+    """Closed loop, no wait: throughput by variant and worker threads (article: 7 / 10 / 20 a second)."""
     for threads in SIZES[h.size]["threads"]:
         users = 4 * threads + 4
         for variant in VARIANTS:
@@ -81,6 +83,7 @@ def wait_until_sent(run: Run, url: str, timeout_s: float) -> float:
 
 
 def backlog(h: Harness) -> None:
+    """Open loop, Poisson: time until the e-mail is sent and the backlog, one worker process."""
     seconds = SIZES[h.size]["backlog_seconds"]
     for rate in SIZES[h.size]["rates"]:
         # Poisson arrivals at 1/20 s per user: a user is still busy (about 60 ms) when its next
