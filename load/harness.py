@@ -8,7 +8,6 @@ import os
 import platform
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Callable, Iterator, Optional
 
 import psutil
 
+
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = ("smoke", "default", "workshop")
 PACKAGES = ("flask", "waitress", "kombu", "redis", "locust", "gevent", "websockets", "matplotlib")
@@ -31,12 +31,6 @@ MAX_CORE_UTILISATION = 0.90
 
 class ServiceFailed(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_ready(url: str) -> Callable[[], bool]:

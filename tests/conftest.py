@@ -8,7 +8,7 @@ import pytest
 
 from load.servers import ServerMissing, running
 
-# Matplotlib, IPython and Jupyter (the notebook tests) write caches and kernels files here, not to $HOME.
+# Matplotlib, IPython and Jupyter (the notebook tests) write caches and kernel files here, not to $HOME.
 _SCRATCH = tempfile.mkdtemp(prefix="tests-home-")
 for _variable in ("MPLCONFIGDIR", "IPYTHONDIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR"):
     os.environ.setdefault(_variable, os.path.join(_SCRATCH, _variable.lower()))
@@ -19,16 +19,19 @@ def pytest_unconfigure(config):
 
 
 @contextlib.contextmanager
-def started(name: str):
-    """``running(name)``, but a server that is not installed skips the test (REQUIRE_SERVERS=1: fails it)."""
+def started(name: str, workdir: str | None = None):
+    """``running()``, but a server that is not installed skips the test (REQUIRE_SERVERS=1: fails it)."""
     with contextlib.ExitStack() as stack:
         try:
-            server = stack.enter_context(running(name))
+            server = stack.enter_context(running(name, workdir))
         except ServerMissing as missing:
-            if os.environ.get("REQUIRE_SERVERS") == "1":
-                pytest.fail(str(missing), pytrace=False)
-            pytest.skip(str(missing))
-        yield server
+            hint = str(missing)
+        else:
+            yield server
+            return
+    if os.environ.get("REQUIRE_SERVERS") == "1":
+        pytest.fail(hint, pytrace=False)
+    pytest.skip(hint)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from demos.message_queues.store import Database
-from load.harness import Harness, Run, free_port, get_json, http_ready, log_ready
+from load.harness import Harness, Run, get_json, http_ready, log_ready
+from load.servers import free_port
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 VARIANTS = ("serial", "parallel", "queued")

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from demos.message_queues.store import Database
-from load.harness import Service, free_port, get_json, http_ready, log_ready
+from load.harness import Service, get_json, http_ready, log_ready
+from load.servers import free_port
 
 
 class Registration:

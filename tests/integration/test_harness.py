@@ -11,17 +11,7 @@ import pytest
 
 from load.harness import ROOT, Harness, ServiceFailed, git_commit
 from load.message_queues import scenarios
-
-
-def port_is_free(port: int) -> bool:
-    """Nothing listens there: a server could bind it again (TIME_WAIT leftovers don't count)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
+from load.servers import port_is_free
 
 
 def gone(pid: int) -> bool:
