@@ -102,6 +102,13 @@ def create_app(register: Register, services: Services) -> Flask:
             return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
         return error(problem.code or 500, problem.description or problem.name)
 
+    @app.errorhandler(Exception)
+    def unexpected(problem: Exception):
+        app.logger.exception("unexpected error")   # a bug: the JSON answer keeps clients parsing
+        if request.path == "/register":
+            count(500)
+        return error(500, f"internal error: {type(problem).__name__}")
+
     return app
 
 
