@@ -116,6 +116,7 @@ class LocustResult:
     loadgen: dict
     pacing: dict
     summary: dict        # from the raw record of every request (see summarize)
+    services_cpu_s: dict # CPU seconds each service (with its children) used during the Locust run
 
 
 class Run:
@@ -151,6 +152,7 @@ class Run:
             command += ["--processes", str(processes)]
         command += list(extra_args)
         print(f"  $ {shlex.join(command)}", flush=True)
+        cpu_before = {service.name: tree_cpu_seconds(service.process.pid) for service in self.services}
         started = time.monotonic()
         with open(self.dir / "locust.log", "wb") as log:
             process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -164,8 +166,14 @@ class Run:
                    "max_process_utilisation": round(max(cpu.values(), default=0) / wall, 3)}
         pacing = _read_process_reports(raw_dir)
         loadgen["cpu_warning"] = pacing.pop("cpu_warning")
-        summary = summarize(read_raw(raw_dir))
-        self.locust_result = LocustResult(command, process.returncode, round(wall, 3), loadgen, pacing, summary)
+        services_cpu = {service.name: round(tree_cpu_seconds(service.process.pid) - cpu_before[service.name], 3)
+                        for service in self.services if service.name in cpu_before}
+        rows = read_raw(raw_dir)
+        summary = summarize(rows)
+        summary["by_name"] = {name: summarize([row for row in rows if row["name"] == name])
+                              for name in sorted({row["name"] for row in rows})}
+        self.locust_result = LocustResult(command, process.returncode, round(wall, 3), loadgen, pacing,
+                                          summary, services_cpu)
         self.save_json("summary", summary)
         print(f"  locust done in {wall:.1f} s: {summary['requests']} requests, {summary['failures']} failures, "
               f"median {summary['median_ms']} ms, p95 {summary['p95_ms']} ms, "
@@ -186,6 +194,22 @@ def kill_tree(process: subprocess.Popen) -> None:
         child.kill()
     process.kill()
     process.wait()
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its live children (0 when it is gone)."""
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+    except psutil.NoSuchProcess:
+        pass
+    return total
 
 
 def _watch_cpu(process: subprocess.Popen) -> dict:
@@ -334,7 +358,8 @@ class Harness:
             if run.locust_result is not None:
                 result = run.locust_result
                 meta.update(command=result.command, locust_returncode=result.returncode,
-                            locust_wall_s=result.wall_s, loadgen=result.loadgen, pacing=result.pacing)
+                            locust_wall_s=result.wall_s, loadgen=result.loadgen, pacing=result.pacing,
+                            services_cpu_s=result.services_cpu_s)
             run.save_json("meta", meta)
             if reasons:
                 print(f"  INVALID run: {'; '.join(reasons)}", flush=True)
