@@ -74,3 +74,47 @@ def registration(tmp_path):
     yield start
     for running in started:
         running.stop()
+
+
+class RealtimeServer:
+    """Chapter 1's server (demos.realtime_delivery.server) as a real process. ``kill()`` is SIGKILL;
+    ``start()`` again brings it back on the same ports and the same data."""
+
+    def __init__(self, folder: Path, env: dict):
+        self.folder, self.env = folder, {"DATA_DIR": str(folder / "data"), **env}
+        self.port, self.ws_port = free_port(), free_port()
+        self.url, self.ws_url = f"http://127.0.0.1:{self.port}", f"ws://127.0.0.1:{self.ws_port}"
+        self.service: Service | None = None
+        self.starts = 0
+
+    def start(self) -> "RealtimeServer":
+        self.starts += 1
+        self.service = Service(f"realtime-{self.starts}",
+                               [sys.executable, "-m", "demos.realtime_delivery.server",
+                                "--port", str(self.port), "--ws-port", str(self.ws_port)],
+                               log_path=self.folder / f"server-{self.starts}.log",
+                               ready=http_ready(f"{self.url}/health"), env=self.env)
+        self.service.start()
+        return self
+
+    def kill(self) -> None:
+        self.service.kill()
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.stop()
+
+
+@pytest.fixture
+def realtime(tmp_path):
+    """Factory: ``realtime(env={"WINDOW_LENGTH": "20"})`` starts the chapter 1 server; stopped after the test."""
+    started = []
+
+    def start(env: dict | None = None) -> RealtimeServer:
+        server = RealtimeServer(tmp_path / f"realtime-{len(started)}", env or {})
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()

@@ -1,0 +1,303 @@
+"""WebSocket: ``ws://127.0.0.1:<ws-port>/ws/<cid>``, messages pushed the moment they are stored.
+
+The protocol is the ``websockets`` library's sans-I/O ``ServerProtocol`` (it parses the handshake
+and frames, answers pings and closes); the I/O is a gevent ``StreamServer``: one greenlet per
+connection reads, and a second one exists only while there is something to write. No
+permessage-deflate is offered (no ``extensions``), which keeps an idle connection to a few KB, and
+a connection is one file descriptor.
+
+The conversation, in frames of JSON text:
+- client first: ``{"after": N}``, the last number it has (0 for none);
+- server: what the client missed (``{"type": "gap", "first_seq": F, "last_seq": L}`` first if some
+  of it was pruned), then ``{"type": "subscribed", "last_seq": M}``, then every new message as
+  ``{"type": "message", "seq", "sender", "body", "sent_at", "client_ts"}``;
+- client, any time after its first frame: ``{"type": "send", "sender", "body", "client_ts"?, "id"?}``;
+  server: ``{"type": "ack", "seq": n}`` (with the client's ``id`` if it gave one) once stored.
+
+Fan-out writes one frame, serialized once per message, into each subscriber's outbox; the
+publisher never waits for a socket. A client that does not read fast enough must not grow the
+server: once its unsent bytes would pass ``WS_MAX_PENDING_BYTES`` it is closed with 1013 ("try
+again later") and reconnects with its last number. Close codes for bad input: 1008 unknown
+conversation, a bad first frame or a bad message; 1007 malformed JSON or UTF-8; 1009 a frame over
+``WS_MAX_FRAME_BYTES`` or a body over 4 KiB; 1003 a binary frame. Any ``Origin`` is accepted (the
+demo listens on loopback); a public deployment would pass ``origins=[...]`` to ``ServerProtocol``.
+"""
+import json
+import logging
+import re
+import socket
+from collections import deque
+from functools import lru_cache
+from typing import Optional
+
+import gevent
+from gevent.event import Event
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import SEND_EOF, State
+from websockets.server import ServerProtocol
+
+from . import inputs
+from .hub import Hub
+from .settings import Settings
+from .store import AfterBeyondLast, Message, UnknownConversation
+
+PATH = re.compile(r"^/ws/([A-Za-z0-9_-]{1,64})$")
+CLOSE_TIMEOUT_S = 5.0      # after our close frame, how long the client has before the socket is cut
+REPLAY_BATCH = 100         # messages per store read while catching a client up
+LOG = logging.getLogger("realtime_delivery.websocket")
+
+
+class HelloTimeout(Exception):
+    pass
+
+
+def text_frame(payload: str) -> bytes:
+    return Frame(Opcode.TEXT, payload.encode("utf-8")).serialize(mask=False)
+
+
+@lru_cache(maxsize=64)
+def message_frame(message: Message) -> bytes:
+    """The frame for a message, built once and written to every subscriber."""
+    return text_frame('{"type":"message",' + message.json[1:])
+
+
+class Connection:
+    __slots__ = ("sock", "hub", "settings", "protocol", "outbox", "pending", "writer", "room",
+                 "eof_requested", "closer", "conversation", "after", "sent_seq", "fragments")
+
+    def __init__(self, sock: socket.socket, hub: Hub, settings: Settings):
+        self.sock, self.hub, self.settings = sock, hub, settings
+        self.protocol = ServerProtocol(max_size=settings.ws_max_frame_bytes, logger=LOG)
+        self.outbox: deque = deque()   # whole frames (or handshake bytes) not yet written
+        self.pending = 0               # bytes in the outbox plus those being written
+        self.writer: Optional[gevent.Greenlet] = None
+        self.room: Optional[Event] = None   # set by the writer when pending drops to half the cap
+        self.eof_requested = False
+        self.closer: Optional[gevent.Greenlet] = None
+        self.conversation: Optional[str] = None
+        self.after: Optional[int] = None    # from the client's first frame
+        self.sent_seq = -1                  # the last message queued for the client once subscribed
+        self.fragments: Optional[list] = None
+
+    # ---- reading: the connection's own greenlet
+
+    def serve(self) -> None:
+        stats = self.hub.stats
+        stats["ws_open"] += 1
+        stats["ws_connections"] += 1
+        try:
+            try:
+                with gevent.Timeout(self.settings.ws_hello_timeout_s, HelloTimeout):
+                    while self.after is None and self.read():
+                        pass
+            except HelloTimeout:
+                self.fail(1008, f'send the handshake and {{"after": N}} within {self.settings.ws_hello_timeout_s:g} s')
+            if self.after is not None and self.protocol.state is State.OPEN:
+                self.catch_up_and_subscribe()
+            while self.read():
+                pass
+        except OSError:
+            pass   # the client went away (or we cut it off after a close): nothing left to do
+        finally:
+            if self.conversation is not None:
+                self.hub.unsubscribe(self.conversation, self)
+            stats["ws_open"] -= 1
+            if self.writer is not None:
+                self.writer.join(CLOSE_TIMEOUT_S)
+            if self.closer is not None:
+                self.closer.kill(block=False)
+            # the StreamServer closes the socket when this returns
+
+    def read(self) -> bool:
+        """Read once and act on what arrived; False once there is nothing more to read."""
+        data = self.sock.recv(65536)
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.protocol.receive_eof()
+        for event in self.protocol.events_received():
+            if self.protocol.state is State.CLOSED:
+                break
+            if isinstance(event, Request):
+                self.on_request(event)
+            elif event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+                self.on_frame(event)
+        self.flush()
+        return bool(data) and self.protocol.state is not State.CLOSED
+
+    def on_request(self, request: Request) -> None:
+        match = PATH.match(request.path.split("?", 1)[0])
+        if match is None:
+            response = self.protocol.reject(404, "Use ws://host:port/ws/<conversation>\n")
+        else:
+            response = self.protocol.accept(request)
+        self.protocol.send_response(response)
+        if response.status_code != 101:
+            return
+        try:
+            self.hub.channel(match.group(1))
+        except UnknownConversation:
+            self.fail(1008, f"no conversation {match.group(1)!r}: create it with POST /api/conversations")
+            return
+        self.conversation = match.group(1)
+
+    def on_frame(self, frame: Frame) -> None:
+        if self.protocol.state is not State.OPEN:
+            return
+        if frame.opcode is Opcode.BINARY:
+            return self.fail(1003, "text frames of JSON only")
+        self.fragments = [frame.data] if frame.opcode is Opcode.TEXT else self.fragments + [frame.data]
+        if not frame.fin:
+            return
+        data, self.fragments = b"".join(self.fragments), None
+        try:
+            message = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            return self.fail(1007, "a text frame must be UTF-8")
+        except ValueError as problem:
+            return self.fail(1007, f"malformed JSON: {problem}"[:120])
+        try:
+            self.on_message(message)
+        except inputs.BadInput as problem:
+            self.fail(1009 if problem.status == 413 else 1008, str(problem)[:120])
+
+    def on_message(self, message) -> None:
+        if not isinstance(message, dict):
+            raise inputs.BadInput("every frame is a JSON object")
+        if self.after is None:
+            if "after" not in message:
+                raise inputs.BadInput('the first frame must be {"after": N}, the last seq you have (0 for none)')
+            self.after = inputs.seq(message["after"])
+            return
+        if message.get("type") != "send":
+            raise inputs.BadInput('after {"after": N}, send {"type": "send", "sender": ..., "body": ...}')
+        new = inputs.new_message(message)
+        stored = self.hub.send(self.conversation, new.sender, new.body, new.client_ts)
+        self.hub.stats["sends.websocket"] += 1
+        ack = {"type": "ack", "seq": stored.seq}
+        if "id" in message:
+            ack["id"] = message["id"]
+        self.push(text_frame(json.dumps(ack)))
+
+    def catch_up_and_subscribe(self) -> None:
+        """Replay what the client missed, a bounded amount at a time, then subscribe.
+
+        The last read and the subscription happen under the hub's lock, which every publish takes:
+        so no message falls between them. While replaying, the client's unsent bytes stay under
+        half the cap: the loop waits for the writer to make room."""
+        cursor, half = self.after, self.settings.ws_max_pending_bytes // 2
+        while True:
+            if self.pending > half and not self.wait_for_room(half):
+                return
+            with self.hub.lock:
+                try:
+                    batch = self.hub.after(self.conversation, cursor, REPLAY_BATCH)
+                except AfterBeyondLast as problem:
+                    return self.fail(1008, str(problem))
+                if batch.gap:
+                    self.push(text_frame(json.dumps({"type": "gap", "first_seq": batch.first_seq,
+                                                     "last_seq": batch.last_seq})))
+                    cursor = batch.first_seq - 1
+                for message in batch.messages:
+                    if self.pending > half:
+                        break
+                    self.push(message_frame(message))
+                    self.hub.stats["deliveries.websocket"] += 1
+                    cursor = message.seq
+                if cursor == batch.last_seq:
+                    self.sent_seq = cursor
+                    self.hub.subscribe(self.conversation, self)
+                    self.push(text_frame(json.dumps({"type": "subscribed", "last_seq": cursor})))
+                    self.flush()
+                    return
+
+    def wait_for_room(self, half: int) -> bool:
+        self.room = self.room or Event()
+        self.room.clear()
+        if self.pending > half and not self.room.wait(CLOSE_TIMEOUT_S * 6):
+            self.fail(1013, "too slow to catch up: reconnect with your last seq")
+            return False
+        return self.protocol.state is State.OPEN
+
+    # ---- writing: from the reader, from publishers (under the hub's lock), never blocking them
+
+    def deliver(self, message: Message) -> None:
+        """Called by the hub for every new message of the conversation."""
+        if message.seq <= self.sent_seq or self.protocol.state is not State.OPEN:
+            return
+        if message.seq != self.sent_seq + 1:   # cannot happen with publishes in order; never skip silently
+            return self.fail(1011, "missed a message: reconnect with your last seq")
+        frame = message_frame(message)
+        if self.pending + len(frame) > self.settings.ws_max_pending_bytes:
+            self.hub.stats["ws_closed_slow"] += 1
+            self.unqueue(sum(map(len, self.outbox)))   # drop whole frames not yet written
+            self.outbox.clear()
+            return self.fail(1013, "too slow: more unsent messages than allowed; reconnect with your last seq")
+        self.sent_seq = message.seq
+        self.hub.stats["deliveries.websocket"] += 1
+        self.push(frame)
+
+    def fail(self, code: int, reason: str) -> None:
+        """Send a close frame with ``code`` and end the connection (cut off after CLOSE_TIMEOUT_S)."""
+        if self.conversation is not None:
+            self.hub.unsubscribe(self.conversation, self)
+        if self.protocol.state is State.OPEN:
+            self.hub.stats[f"ws_close.{code}"] += 1
+            self.protocol.fail(code, reason)
+        self.flush()
+        if self.closer is None:
+            self.closer = gevent.spawn_later(CLOSE_TIMEOUT_S, self.sock.close)
+
+    def flush(self) -> None:
+        """Queue whatever the protocol has to send (handshake, pongs, close frames, end of stream)."""
+        for data in self.protocol.data_to_send():
+            if data is SEND_EOF or data == SEND_EOF:
+                self.eof_requested = True
+            else:
+                self.push(data)
+        if self.eof_requested and self.writer is None:
+            self.writer = gevent.spawn(self.drain)
+
+    def push(self, data: bytes) -> None:
+        self.outbox.append(data)
+        self.pending += len(data)
+        stats = self.hub.stats
+        stats["ws_pending_bytes"] += len(data)
+        if stats["ws_pending_bytes"] > stats["ws_pending_bytes_peak"]:
+            stats["ws_pending_bytes_peak"] = stats["ws_pending_bytes"]
+        if self.writer is None:
+            self.writer = gevent.spawn(self.drain)
+
+    def unqueue(self, size: int) -> None:
+        self.pending -= size
+        self.hub.stats["ws_pending_bytes"] -= size
+
+    def drain(self) -> None:
+        try:
+            while self.outbox:
+                chunk = self.outbox.popleft() if len(self.outbox) == 1 else b"".join(self.outbox)
+                self.outbox.clear()
+                try:
+                    self.sock.sendall(chunk)
+                finally:
+                    self.unqueue(len(chunk))
+                if self.room is not None and self.pending <= self.settings.ws_max_pending_bytes // 2:
+                    self.room.set()
+            if self.eof_requested:
+                self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.unqueue(self.pending)
+            self.outbox.clear()
+            self.sock.close()   # the reader's recv fails too and the connection ends
+        finally:
+            self.writer = None
+            if self.room is not None:
+                self.room.set()
+
+
+def handler(hub: Hub, settings: Settings):
+    """The StreamServer's handler: one call (in its own greenlet) per accepted connection."""
+    def handle(sock: socket.socket, address) -> None:
+        Connection(sock, hub, settings).serve()
+    return handle

@@ -1,0 +1,108 @@
+"""The chapter 1 message pool (demos.realtime_delivery.store): numbering, the window, the gap marker."""
+import multiprocessing
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from demos.realtime_delivery.store import AfterBeyondLast, Store, UnknownConversation
+
+
+@pytest.fixture
+def url(tmp_path):
+    return f"sqlite:///{tmp_path / 'messages.db'}"
+
+
+def test_numbers_start_at_one_and_follow_each_other(url):
+    store = Store(url)
+    assert store.create("general") is True
+    assert store.create("general") is False
+    assert [store.append("general", "ann", f"m{i}").seq for i in range(3)] == [1, 2, 3]
+    store.create("other")
+    assert store.append("other", "bob", "first").seq == 1   # numbered per conversation
+    batch = store.read_after("general", 1)
+    assert [(m.seq, m.body) for m in batch.messages] == [(2, "m1"), (3, "m2")]
+    assert (batch.last_seq, batch.gap, batch.first_seq) == (3, False, None)
+
+
+def test_unknown_conversation_and_a_number_never_sent(url):
+    store = Store(url)
+    with pytest.raises(UnknownConversation):
+        store.append("nope", "ann", "hi")
+    with pytest.raises(UnknownConversation):
+        store.read_after("nope", 0)
+    store.create("general")
+    store.append("general", "ann", "hi")
+    with pytest.raises(AfterBeyondLast):
+        store.read_after("general", 2)
+
+
+def test_threads_sharing_a_store_get_distinct_gapless_numbers(url):
+    store = Store(url)
+    store.create("general")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        seqs = list(pool.map(lambda i: store.append("general", f"t{i % 8}", f"m{i}").seq, range(400)))
+    assert sorted(seqs) == list(range(1, 401))
+    stored = store.read_after("general", 0).messages
+    assert [m.seq for m in stored] == list(range(1, 401))
+    assert {m.body for m in stored} == {f"m{i}" for i in range(400)}
+
+
+def _append_many(url: str, worker: int, count: int, results) -> None:
+    store = Store(url)
+    results.put([store.append("general", f"p{worker}", f"p{worker}-{i}").seq for i in range(count)])
+
+
+def test_processes_writing_one_database_get_distinct_gapless_numbers(url):
+    Store(url).create("general")
+    context = multiprocessing.get_context("spawn")   # no state inherited: each opens its own connection
+    results = context.Queue()
+    workers = [context.Process(target=_append_many, args=(url, w, 100, results)) for w in range(4)]
+    for worker in workers:
+        worker.start()
+    per_worker = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(10)
+    for seqs in per_worker:
+        assert seqs == sorted(seqs)              # each writer sees its own messages in order
+    assert sorted(s for seqs in per_worker for s in seqs) == list(range(1, 401))
+    stored = Store(url).read_after("general", 0).messages
+    assert [m.seq for m in stored] == list(range(1, 401))
+    for w in range(4):                          # and in the order it sent them
+        assert [m.body for m in stored if m.sender == f"p{w}"] == [f"p{w}-{i}" for i in range(100)]
+
+
+def test_window_keeps_the_last_messages_and_marks_the_gap(url):
+    store = Store(url, window_length=5)
+    store.create("general")
+    for i in range(1, 13):
+        store.append("general", "ann", f"m{i}")
+    behind = store.read_after("general", 3)     # 4..7 were pruned: say so, then give 8..12
+    assert (behind.gap, behind.first_seq, behind.last_seq) == (True, 8, 12)
+    assert [m.seq for m in behind.messages] == [8, 9, 10, 11, 12]
+    just_in = store.read_after("general", 7)    # 8 is the first kept: nothing missing
+    assert (just_in.gap, [m.seq for m in just_in.messages]) == (False, [8, 9, 10, 11, 12])
+    assert store.read_after("general", 10, limit=1).messages[0].seq == 11
+
+
+def test_window_age_prunes_the_oldest_and_numbers_are_never_reused(url):
+    store = Store(url, window_age_s=60)
+    store.create("general")
+    for i, at in enumerate([1000, 1010, 1020, 1100], start=1):
+        store.append("general", "ann", f"m{i}", now=at)
+    assert store.prune(now=1075) == 2           # 1000 and 1010 are older than 60 s at 1075
+    batch = store.read_after("general", 0)
+    assert (batch.gap, batch.first_seq, [m.seq for m in batch.messages]) == (True, 3, [3, 4])
+    assert store.prune(now=10_000) == 2         # everything aged out
+    empty = store.read_after("general", 1)
+    assert (empty.gap, empty.first_seq, empty.messages, empty.last_seq) == (True, 5, [], 4)
+    assert store.read_after("general", 4).gap is False   # a client that had it all misses nothing
+    assert store.append("general", "ann", "m5").seq == 5   # the counter survives an empty window
+
+
+def test_messages_survive_reopening(url):
+    store = Store(url)
+    store.create("general")
+    store.append("general", "ann", "kept", client_ts=12.5)
+    store.close()
+    [message] = Store(url).read_after("general", 0).messages
+    assert (message.seq, message.sender, message.body, message.client_ts) == (1, "ann", "kept", 12.5)
