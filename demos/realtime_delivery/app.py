@@ -2,7 +2,7 @@
 
 Routes of the app itself:
 - ``GET /health``; ``GET /stats`` (counters); ``GET /api/config`` (where the WebSocket listens);
-- ``GET /`` the chat page (``static/index.html`` when it exists, else a placeholder);
+- ``GET /`` the chat page (``static/chat.html`` or ``static/index.html``, else a placeholder);
 - ``POST /api/conversations`` ``{"id": "general"}`` → 201, or 200 if it exists;
 - ``POST /api/conversations/<cid>/messages`` ``{"sender", "body", "client_ts"?}`` → 201
   ``{"seq", "sent_at"}`` once the message is stored.
@@ -21,6 +21,7 @@ from .settings import Settings
 from .store import AfterBeyondLast, UnknownConversation
 
 MAX_REQUEST_BYTES = 64 * 1024
+PAGES = ("chat.html", "index.html")   # the first that exists in static/ is served at /
 PLACEHOLDER_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Real-time delivery</title></head>
 <body><h1>Real-time delivery</h1>
@@ -43,8 +44,9 @@ def create_app(hub: Hub, settings: Settings, ws_port: int) -> Flask:
 
     @app.get("/")
     def page():
-        if os.path.exists(os.path.join(app.static_folder, "index.html")):
-            return send_from_directory(app.static_folder, "index.html")
+        for name in PAGES:
+            if os.path.exists(os.path.join(app.static_folder, name)):
+                return send_from_directory(app.static_folder, name)
         return Response(PLACEHOLDER_PAGE, mimetype="text/html")
 
     @app.get("/api/config")
