@@ -5,7 +5,7 @@ name is the slug's words in snake_case (``04-message-queues`` -> ``load.message_
 """
 import importlib
 
-CHAPTERS = ("04-message-queues",)
+CHAPTERS = ("01-realtime-delivery", "04-message-queues")
 
 
 def module_name(slug: str) -> str:

@@ -4,6 +4,7 @@ the services report, and ``meta.json``). Services are always stopped, on failure
 """
 import csv
 import json
+import math
 import os
 import platform
 import shlex
@@ -142,7 +143,7 @@ class Run:
         raw_dir = self.dir / "raw"
         command = [sys.executable, "-m", "locust", "-f", str(Path(locustfile).relative_to(ROOT)),
                    "--headless", "--host", host, "-u", str(users), "-r", str(spawn_rate or users),
-                   "-t", f"{run_time_s:g}s", "--stop-timeout", "30", "--only-summary",
+                   "-t", f"{math.ceil(run_time_s)}s", "--stop-timeout", "30", "--only-summary",
                    "--csv", str(self.dir / "locust"), "--html", str(self.dir / "locust.html"),
                    "--json-file", str(self.dir / "locust_final"),
                    "--raw-dir", str(raw_dir), "--loglevel", "WARNING"]
@@ -162,6 +163,9 @@ class Run:
                 if process.poll() is None:
                     kill_tree(process)
         wall = time.monotonic() - started
+        if process.returncode == 2:   # argparse's exit code: the command itself is wrong
+            tail = (self.dir / "locust.log").read_text(errors="replace")[-1500:]
+            raise RuntimeError(f"locust refused its command line:\n{tail}")
         loadgen = {"processes": len(cpu), "cpu_seconds": round(sum(cpu.values()), 3),
                    "max_process_utilisation": round(max(cpu.values(), default=0) / wall, 3)}
         pacing = _read_process_reports(raw_dir)
@@ -315,6 +319,8 @@ def validity(result: Optional[LocustResult]) -> list[str]:
     if result is None:
         return ["no Locust run"]
     reasons = []
+    if not result.summary["requests"]:
+        reasons.append("Locust made no request: see locust.log")
     iterations, behind = result.pacing["iterations"], result.pacing["behind"]
     if iterations and behind / iterations > MAX_BEHIND_FRACTION:
         reasons.append(f"{behind} of {iterations} iterations fell behind their pace: add users")

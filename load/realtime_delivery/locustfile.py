@@ -1,0 +1,235 @@
+"""Web IM load: a publisher at a fixed rate (open loop) and receivers on one transport.
+
+Every receiver reports each message it receives as a Locust request named ``deliver <transport>``
+whose response time is the end-to-end delivery latency, from the publisher's ``client_ts`` to the
+receiver's receipt; a message published before the receiver subscribed is reported as
+``replay <transport>`` instead. A lost, duplicated or reordered message is a failure named
+``order <transport>``; a gap marker from the server (the receiver fell behind the window) is a
+request named ``gap <transport>``. Poll requests show as ``poll short`` and ``poll long``, so
+requests per delivered message come straight out of Locust's stats.
+
+Pick the transport by naming the user classes (one transport per run, so server CPU per delivery
+can be attributed):
+
+    locust -f load/realtime_delivery/locustfile.py --host http://127.0.0.1:8000 \\
+        --headless -u 101 -r 50 -t 30s --message-rate 20 Publisher LongPoller
+"""
+import itertools
+import json
+import random
+import time
+
+import requests
+import websocket
+from locust import FastHttpUser, User, events, task
+from locust.user.users import LOCUST_STATE_STOPPING
+
+import load.recorder  # noqa: F401  (registers --raw-dir and keeps the raw record of every request)
+from load import pacing
+
+receiver_numbers = itertools.count()
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser):
+    parser.add_argument("--conversations", type=int, default=1, help="conversations the load spreads over")
+    parser.add_argument("--message-rate", type=float, default=10.0, help="messages per second, all publishers")
+    parser.add_argument("--message-bytes", type=int, default=100, help="body size of each message")
+    parser.add_argument("--publishers", type=int, default=1, help="Publisher users sharing the rate")
+    parser.add_argument("--poll-interval", type=float, default=1.0, help="short polling interval (s)")
+    parser.add_argument("--long-poll-timeout", type=float, default=30.0, help="long poll hold (s)")
+    parser.add_argument("--ws-url", default="", help="ws://host:port (default: from the server's /api/config)")
+
+
+@events.init.add_listener
+def _fix_publisher_count(environment, **_):
+    if environment.parsed_options:
+        Publisher.fixed_count = environment.parsed_options.publishers
+
+
+def conversation_ids(options) -> list[str]:
+    return [f"c{number}" for number in range(options.conversations)]
+
+
+class Publisher(FastHttpUser):
+    """Sends messages round-robin over the conversations, evenly spaced: open loop."""
+    fixed_count = 1
+
+    def on_start(self):
+        options = self.environment.parsed_options
+        self.conversations = itertools.cycle(conversation_ids(options))
+        for cid in conversation_ids(options):
+            self.client.post("/api/conversations", json={"id": cid}, name="setup")
+        self.pace = pacing.open_loop(options.message_rate / options.publishers, constant=True)
+        self.body = "x" * options.message_bytes
+
+    def wait_time(self):
+        return self.pace(self)
+
+    @task
+    def publish(self):
+        cid = next(self.conversations)
+        self.client.post(f"/api/conversations/{cid}/messages", name="publish",
+                         json={"sender": "publisher", "body": self.body, "client_ts": time.time()})
+
+
+class Receiver:
+    """What every transport's receiver does with what it gets: check order, report latency."""
+    transport = ""
+
+    def subscribe(self):
+        options = self.environment.parsed_options
+        ids = conversation_ids(options)
+        self.cid = ids[next(receiver_numbers) % len(ids)]
+        self.last_seq = 0
+        self.subscribed_at = time.time()
+        # idempotent: whoever comes first (publisher or receiver) creates the conversation
+        requests.post(f"{self.host}/api/conversations", json={"id": self.cid}, timeout=10)
+
+    def report(self, name: str, started: float, response_time_ms: float, length: int = 0, error=None):
+        self.environment.events.request.fire(
+            request_type="IM", name=f"{name} {self.transport}", start_time=started,
+            response_time=response_time_ms, response_length=length, exception=error, context={})
+
+    def receive(self, message: dict) -> None:
+        now = time.time()
+        if message.get("gap") or message.get("type") == "gap":
+            first = int(message.get("first_seq") or 0)
+            self.report("gap", now, 0.0)
+            self.last_seq = max(self.last_seq, first - 1)
+            return
+        seq = int(message["seq"])
+        if seq != self.last_seq + 1:
+            problem = "duplicate or reordered" if seq <= self.last_seq else "lost"
+            self.report("order", now, 0.0, error=AssertionError(
+                f"{self.cid}: got seq {seq} after {self.last_seq} ({problem})"))
+        if seq <= self.last_seq:
+            return
+        self.last_seq = seq
+        sent = float(message.get("client_ts") or message.get("sent_at") or now)
+        name = "deliver" if sent >= self.subscribed_at else "replay"
+        self.report(name, sent, max(0.0, (now - sent) * 1000), len(message.get("body", "")))
+
+    def receive_page(self, page: dict) -> None:
+        if page.get("gap"):
+            self.receive({"gap": True, "first_seq": page.get("first_seq")})
+        for message in page.get("messages", []):
+            self.receive(message)
+
+    def stopping(self) -> bool:
+        return self._state == LOCUST_STATE_STOPPING
+
+
+class ShortPoller(Receiver, FastHttpUser):
+    """Asks every ``--poll-interval`` seconds, whether or not anything is new."""
+    transport = "short-poll"
+
+    def on_start(self):
+        self.subscribe()
+        self.interval = self.environment.parsed_options.poll_interval
+        self.pace = pacing.open_loop(1.0 / self.interval, constant=True)
+        self._due = time.monotonic() - random.uniform(0, self.interval)   # spread the users' phases
+
+    def wait_time(self):
+        return self.pace(self)
+
+    @task
+    def poll(self):
+        with self.client.get(f"/api/conversations/{self.cid}/messages?after={self.last_seq}",
+                             name="poll short", catch_response=True) as response:
+            if response.status_code == 200:
+                self.receive_page(response.json())
+
+
+class LongPoller(Receiver, FastHttpUser):
+    """Keeps one request always pending; asks again at once with its new N."""
+    transport = "long-poll"
+
+    def on_start(self):
+        self.subscribe()
+        self.hold = self.environment.parsed_options.long_poll_timeout
+        self.client.client.network_timeout = self.hold + 15   # geventhttpclient's read timeout
+
+    @task
+    def poll(self):
+        with self.client.get(f"/api/conversations/{self.cid}/poll?after={self.last_seq}&timeout={self.hold:g}",
+                             name="poll long", catch_response=True) as response:
+            if response.status_code == 200:
+                self.receive_page(response.json())
+
+
+class SseReceiver(Receiver, User):
+    """One streaming response; on a dropped stream, reconnects with Last-Event-ID."""
+    transport = "sse"
+
+    def on_start(self):
+        self.subscribe()
+        self.session = requests.Session()
+
+    @task
+    def listen(self):
+        url = f"{self.host}/api/conversations/{self.cid}/events?after={self.last_seq}"
+        headers = {"Accept": "text/event-stream", "Last-Event-ID": str(self.last_seq)}
+        started = time.time()
+        try:
+            with self.session.get(url, headers=headers, stream=True, timeout=(10, 5)) as response:
+                self.report("connect", started, (time.time() - started) * 1000)
+                event, data = "message", []
+                for line in response.iter_lines(chunk_size=None, decode_unicode=True):
+                    if self.stopping():
+                        return
+                    if line == "":                       # end of one event
+                        if data and event in ("message", "gap"):
+                            payload = json.loads("\n".join(data))
+                            self.receive(payload if event == "message" else {"gap": True, **payload})
+                        event, data = "message", []
+                    elif line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data.append(line[5:].lstrip())
+        except (requests.RequestException, ValueError) as error:
+            if not self.stopping():
+                self.report("connect", started, (time.time() - started) * 1000, error=error)
+                time.sleep(1)
+
+
+class WebSocketReceiver(Receiver, User):
+    """Sends its last N on connect; the server replays, then pushes. Resumes after a close."""
+    transport = "websocket"
+
+    def on_start(self):
+        self.subscribe()
+        options = self.environment.parsed_options
+        if options.ws_url:
+            self.ws_base = options.ws_url
+        else:
+            config = requests.get(f"{self.host}/api/config", timeout=10).json()
+            self.ws_base = config.get("ws_url") or f"ws://127.0.0.1:{config['ws_port']}"
+
+    @task
+    def listen(self):
+        started = time.time()
+        try:
+            connection = websocket.create_connection(f"{self.ws_base}/ws/{self.cid}", timeout=10)
+        except (OSError, websocket.WebSocketException) as error:
+            self.report("connect", started, (time.time() - started) * 1000, error=error)
+            time.sleep(1)
+            return
+        self.report("connect", started, (time.time() - started) * 1000)
+        try:
+            connection.settimeout(1.0)
+            connection.send(json.dumps({"after": self.last_seq}))
+            while not self.stopping():
+                try:
+                    frame = connection.recv()
+                except websocket.WebSocketTimeoutException:
+                    continue
+                if not frame:
+                    break                       # closed (e.g. 1013 "try again later"): resume from N
+                message = json.loads(frame)
+                if message.get("type") in ("message", "gap"):
+                    self.receive(message)
+        except (OSError, websocket.WebSocketException):
+            pass
+        finally:
+            connection.close()
