@@ -14,8 +14,8 @@ The conversation, in frames of JSON text:
 - client, any time after its first frame: ``{"type": "send", "sender", "body", "client_ts"?, "id"?}``;
   server: ``{"type": "ack", "seq": n}`` (with the client's ``id`` if it gave one) once stored.
 
-Fan-out writes one frame, serialized once per message, into each subscriber's outbox; the
-publisher never waits for a socket. A client that does not read fast enough must not grow the
+Fan-out writes one frame, serialized once per message, to each subscriber's socket if the socket
+takes it at once, else into the subscriber's outbox for its writer; the publisher never waits. A client that does not read fast enough must not grow the
 server: once its unsent bytes would pass ``WS_MAX_PENDING_BYTES`` it is closed with 1013 ("try
 again later") and reconnects with its last number. Close codes for bad input: 1008 unknown
 conversation, a bad first frame or a bad message; 1007 malformed JSON or UTF-8; 1009 a frame over
@@ -230,9 +230,7 @@ class Connection:
             return self.fail(1011, "missed a message: reconnect with your last seq")
         frame = message_frame(message)
         if self.pending + len(frame) > self.settings.ws_max_pending_bytes:
-            self.hub.stats["ws_closed_slow"] += 1
-            self.unqueue(sum(map(len, self.outbox)))   # drop whole frames not yet written
-            self.outbox.clear()
+            self.hub.stats["ws_closed_slow"] += 1   # what is queued stays: the close frame goes after it
             return self.fail(1013, "too slow: more unsent messages than allowed; reconnect with your last seq")
         self.sent_seq = message.seq
         self.hub.stats["deliveries.websocket"] += 1
@@ -260,6 +258,17 @@ class Connection:
             self.writer = gevent.spawn(self.drain)
 
     def push(self, data: bytes) -> None:
+        """Write ``data`` now if the socket takes it without waiting, else queue it for the writer."""
+        if self.writer is None and not self.outbox:
+            try:
+                sent = self.sock.send(data, 0, timeout=0.0)   # gevent: never wait
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                sent = 0                                        # the writer will meet the error and end it
+            if sent == len(data):
+                return
+            data = data[sent:]                                  # the rest of the frame goes first
         self.outbox.append(data)
         self.pending += len(data)
         stats = self.hub.stats

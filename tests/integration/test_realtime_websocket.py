@@ -5,6 +5,7 @@ import json
 import os
 import socket
 import time
+from http.client import HTTPConnection
 
 import psutil
 
@@ -60,12 +61,16 @@ def test_a_slow_client_is_closed_with_1013_and_the_server_does_not_grow(realtime
     slow = Ws(server.ws_url, "general", after=0, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
     fast = Ws(server.ws_url, "general", after=0)
     assert slow.receive()["type"] == fast.receive()["type"] == "subscribed"
+    sender = HTTPConnection("127.0.0.1", server.port, timeout=10)   # one kept-alive connection: fast
     sent = 0
     while sent < 3000:                        # the slow client reads nothing meanwhile
         sent += 1
-        http.send("general", "ann", f"{sent:05d}" + "x" * 3995)
-        if sent % 20 == 0 and http.stats().get("ws_closed_slow"):
+        sender.request("POST", "/api/conversations/general/messages",
+                       json.dumps({"sender": "ann", "body": f"{sent:05d}" + "x" * 3995}))
+        assert json.load(sender.getresponse())["seq"] == sent
+        if sent % 50 == 0 and http.stats().get("ws_closed_slow"):
             break
+    sender.close()
     stats = http.stats()
     assert stats.get("ws_closed_slow") == 1, f"still not closed after {sent} messages of 4 KB"
     # what the server held for its clients never passed the cap (plus the fast client's frame or two)
