@@ -172,7 +172,7 @@ class SseReceiver(Receiver, User):
         headers = {"Accept": "text/event-stream", "Last-Event-ID": str(self.last_seq)}
         started = time.time()
         try:
-            with self.session.get(url, headers=headers, stream=True, timeout=(10, 5)) as response:
+            with self.session.get(url, headers=headers, stream=True, timeout=(10, 30)) as response:   # heartbeats every 15 s
                 self.report("connect", started, (time.time() - started) * 1000)
                 event, data = "message", []
                 for line in response.iter_lines(chunk_size=None, decode_unicode=True):
