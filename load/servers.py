@@ -1,22 +1,26 @@
-"""Real Redis and RabbitMQ brokers, started for the tests and for readers, and stopped completely.
+"""Real Redis, RabbitMQ and PostgreSQL, started for the tests and for readers, and stopped completely.
 
 Each server runs on a free loopback port with all its files in its own folder, so nothing
 touches the system's brokers, ports or paths, and two runs never meet:
 
-    with running("rabbitmq") as server:       # 5-8 s for RabbitMQ, a tenth of that for Redis
+    with running("rabbitmq") as server:       # 5-8 s for RabbitMQ, 1-2 s for PostgreSQL, 0.1 s for Redis
         connect_to(server.url)                # amqp://guest:guest@127.0.0.1:PORT//
 
 On exit (also after an exception) the server is stopped, every process it started is gone,
 its port is free again and its folder is removed. From a shell:
 
-    python -m load.servers                    # both; prints `export BROKER_URL=...` lines
+    python -m load.servers                    # all three (those installed); prints `export BROKER_URL=...`
+                                              # and `export DATABASE_URL=...` lines
     python -m load.servers redis --workdir var/brokers      # keep the logs there
 
 and Ctrl-C (or SIGTERM) stops them. A missing server raises ServerMissing, saying how to install it.
 """
 import argparse
 import contextlib
+import glob
 import os
+import pwd
+import re
 import shutil
 import signal
 import socket
@@ -24,21 +28,26 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 import psutil
 
-SERVERS = ("redis", "rabbitmq")
+SERVERS = ("redis", "rabbitmq", "postgres")
+VARIABLES = {"redis": "BROKER_URL", "rabbitmq": "BROKER_URL", "postgres": "DATABASE_URL"}   # what a demo reads
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 # Debian keeps the real RabbitMQ scripts here; /usr/sbin/rabbitmq-server would `su rabbitmq` as root.
 SEARCH_DIRS = ("/usr/lib/rabbitmq/bin", "/usr/sbin", "/usr/local/sbin")
+# Debian keeps PostgreSQL's server programs out of PATH, in one folder per major version.
+POSTGRES_DIRS = "/usr/lib/postgresql/*/bin"
 INSTALL_HINTS = {
     "redis-server": "apt-get install redis-server` (Debian/Ubuntu) or `brew install redis",
     "rabbitmq-server": "apt-get install rabbitmq-server` (Debian/Ubuntu) or `brew install rabbitmq",
     "epmd": "apt-get install erlang-base` (Debian/Ubuntu) or `brew install erlang",
+    "postgres": "apt-get install postgresql` (Debian/Ubuntu) or `brew install postgresql",
 }
 
 
@@ -52,11 +61,11 @@ class ServerFailed(RuntimeError):
 
 @dataclass
 class Server:
-    """A running broker: ``url`` is what a kombu client needs."""
+    """A running server: ``url`` is what a client needs (kombu for the brokers, psycopg for PostgreSQL)."""
     name: str
     url: str
     port: int
-    pid: int                                  # the server process (for RabbitMQ: the Erlang VM)
+    pid: int                                  # the server process (RabbitMQ: the Erlang VM; PostgreSQL: the postmaster)
     folder: Path                              # its data and logs
     pids: list[int] = field(default_factory=list)   # every process started for it
 
@@ -81,8 +90,10 @@ def port_is_free(port: int) -> bool:
 
 
 def find(program: str) -> str:
-    """The path of ``program`` (the system's PATH and the usual sbin folders), or ServerMissing."""
-    search = os.pathsep.join([*SEARCH_DIRS[:1], os.environ.get("PATH", os.defpath), *SEARCH_DIRS[1:]])
+    """The path of ``program`` (the system's PATH, the usual sbin folders, then Debian's PostgreSQL
+    folders, newest version first), or ServerMissing."""
+    postgres = sorted(glob.glob(POSTGRES_DIRS), key=lambda d: [int(n) for n in re.findall(r"\d+", d)], reverse=True)
+    search = os.pathsep.join([*SEARCH_DIRS[:1], os.environ.get("PATH", os.defpath), *SEARCH_DIRS[1:], *postgres])
     path = shutil.which(program, path=search)
     if not path:
         raise ServerMissing(f"{program} not found: install it with `{INSTALL_HINTS[program]}`")
@@ -91,12 +102,12 @@ def find(program: str) -> str:
 
 @contextlib.contextmanager
 def running(name: str, workdir: str | None = None) -> Iterator[Server]:
-    """Start ``name`` ("redis" or "rabbitmq"), yield it once it answers, stop it completely on exit.
+    """Start ``name`` (one of SERVERS), yield it once it answers, stop it completely on exit.
 
     Its files go to a new temp folder, removed afterwards; with ``workdir`` they go to
     ``workdir/<name>-<port>`` instead and are kept (the logs are worth reading).
     """
-    starters = {"redis": _start_redis, "rabbitmq": _start_rabbitmq}
+    starters = {"redis": _start_redis, "rabbitmq": _start_rabbitmq, "postgres": _start_postgres}
     if name not in starters:
         raise ValueError(f"unknown server {name!r}: choose from {', '.join(SERVERS)}")
     port = free_port()
@@ -187,13 +198,86 @@ def _amqp_ready(url: str) -> bool:
         return True
 
 
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+POSTGRES_DATABASE = "registrations"   # created at start: the chapter 4 demo's database
+
+
+def _start_postgres(port: int, folder: Path, cleanup: contextlib.ExitStack) -> Server:
+    postgres = find("postgres")
+    initdb = Path(postgres).resolve().with_name("initdb")      # the same version's, next to it
+    if not initdb.exists():
+        raise ServerMissing(f"{initdb} not found: install it with `{INSTALL_HINTS['postgres']}`")
+    # PostgreSQL refuses to run as root: as root, the system's postgres user runs it and owns the folder.
+    user = _postgres_user() if os.geteuid() == 0 else None
+    if user:
+        shutil.chown(folder, user, user)
+    data = folder / "data"
+    initdb_log = folder / "initdb.log"
+    with open(initdb_log, "ab") as out:
+        done = subprocess.run([initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync",
+                               "--no-locale", "-E", "UTF8"], stdout=out, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, cwd=folder, timeout=START_TIMEOUT_S, **_as_user(user))
+    if done.returncode:
+        hint = f" (it runs as {user}: every folder above {folder} must let others in, o+x)" if user else ""
+        raise ServerFailed(f"initdb exited with code {done.returncode}{hint}\n--- {initdb_log}:\n{_tail(initdb_log)}")
+    log = folder / "postgres.log"
+    # fsync=off: a throwaway server for tests and demos, fast, and not safe against a machine crash.
+    # 200 connections: the demo keeps one per thread, and the parallel variant has up to 80 threads.
+    process = _spawn([postgres, "-D", str(data), "-k", str(folder), "-h", "127.0.0.1", "-p", str(port),
+                      "-c", "fsync=off", "-c", "max_connections=200"], log, user=user)
+    cleanup.callback(_stop_tree, process, lambda: process.send_signal(signal.SIGINT))   # "fast" shutdown
+    _wait_until(lambda: _postgres_ready(f"postgresql://postgres@127.0.0.1:{port}/postgres"),
+                process, [log], "PostgreSQL")
+    url = create_database(f"postgresql://postgres@127.0.0.1:{port}/postgres", POSTGRES_DATABASE)
+    return Server("postgres", url, port, process.pid, folder, [process.pid])
+
+
+def _postgres_user() -> str:
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise ServerFailed("PostgreSQL refuses to run as root and there is no `postgres` user to run it: "
+                           "run as another user, or create one (`useradd --system postgres`)") from None
+    return "postgres"
+
+
+def _as_user(user: str | None) -> dict:
+    """Popen's arguments to run as ``user`` (its own group, none of ours), or nothing."""
+    return dict(user=user, group=pwd.getpwnam(user).pw_gid, extra_groups=[]) if user else {}
+
+
+def _postgres_ready(url: str) -> bool:
+    import psycopg                                             # only PostgreSQL needs it
+    with psycopg.connect(url, connect_timeout=1) as db:
+        return db.execute("SELECT 1").fetchone() == (1,)
+
+
+def create_database(server_url: str, name: str) -> str:
+    """Create the empty database ``name`` on the PostgreSQL server of ``server_url``; return its URL."""
+    import psycopg
+    from psycopg import sql
+    with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as db:
+        db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urllib.parse.urlsplit(server_url)._replace(path=f"/{name}").geturl()
+
+
+def drop_database(server_url: str, name: str) -> None:
+    """Drop the database ``name`` on the server of ``server_url``, closing whatever is connected to it."""
+    import psycopg
+    from psycopg import sql
+    with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as db:
+        db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 # --- processes ------------------------------------------------------------------------------
 
-def _spawn(argv: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
-    """Start ``argv`` in a session of its own (a Ctrl-C in the terminal does not reach it)."""
+def _spawn(argv: list[str], log: Path, env: dict | None = None, user: str | None = None) -> subprocess.Popen:
+    """Start ``argv`` (as ``user``, if given) in a session of its own (a Ctrl-C in the terminal
+    does not reach it)."""
     with open(log, "ab") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, cwd=log.parent, start_new_session=True)
+                                env=env, cwd=log.parent, start_new_session=True, **_as_user(user))
 
 
 def _stop_tree(process: subprocess.Popen, stop: Callable[[], object] | None = None) -> None:
@@ -254,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m load.servers", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("servers", nargs="*", metavar="SERVER",
-                        help=f"which to start: {' and/or '.join(SERVERS)} (default: both)")
+                        help=f"which to start: any of {', '.join(SERVERS)} (default: all)")
     parser.add_argument("--workdir", help="keep each server's data and logs in a folder under here")
     args = parser.parse_args(argv)
     names = list(dict.fromkeys(args.servers or SERVERS))
@@ -264,10 +348,18 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _interrupt)
     try:
         with contextlib.ExitStack() as stack:
+            started = []
             for name in names:
-                server = stack.enter_context(running(name, args.workdir))
+                try:
+                    server = stack.enter_context(running(name, args.workdir))
+                except ServerMissing as missing:
+                    if args.servers or (name == names[-1] and not started):   # asked for, or none at all
+                        raise
+                    print(f"# skipped {name}: {missing}", flush=True)
+                    continue
+                started.append(name)
                 print(f"# {name} on 127.0.0.1:{server.port} (pid {server.pid}, files in {server.folder})")
-                print(f"export BROKER_URL={server.url}", flush=True)
+                print(f"export {VARIABLES[name]}={server.url}", flush=True)
             print("# running; Ctrl-C stops them", flush=True)
             try:
                 while True:
@@ -280,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:                                  # while starting
         print("# interrupted: stopped what had started", flush=True)
         return 130
-    print(f"# stopped {' and '.join(names)}", flush=True)
+    print(f"# stopped {' and '.join(started)}", flush=True)
     return 0
 
 

@@ -1,12 +1,13 @@
-"""Fixtures for every test: real brokers when a test asks for one, and no writes to $HOME."""
+"""Fixtures for every test: real servers when a test asks for one, and no writes to $HOME."""
 import contextlib
 import os
 import shutil
 import tempfile
+import uuid
 
 import pytest
 
-from load.servers import ServerMissing, running
+from load.servers import ServerMissing, create_database, drop_database, running
 
 # Matplotlib, IPython and Jupyter (the notebook tests) write caches and kernel files here, not to $HOME.
 _SCRATCH = tempfile.mkdtemp(prefix="tests-home-")
@@ -50,3 +51,19 @@ def redis_url():
 def rabbitmq_url():
     with started("rabbitmq") as server:
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The session's PostgreSQL server (its ``registrations`` database)."""
+    with started("postgres") as server:
+        yield server.url
+
+
+@pytest.fixture
+def postgres_database_url(postgres_url):
+    """A new, empty database on the session's PostgreSQL server, dropped after the test."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = create_database(postgres_url, name)
+    yield url
+    drop_database(postgres_url, name)

@@ -1,8 +1,8 @@
 """Configuration from the environment, the way a twelve-factor service reads it.
 
-``DATABASE_URL`` (``sqlite:///path``) and ``BROKER_URL`` (a kombu URL) choose the real parts; each
-step's cost is ``STEP_MS`` (50 ms, the article's figure) unless ``DB_WRITE_MS``, ``EMAIL_MS`` or
-``SMS_MS`` says otherwise.
+``DATABASE_URL`` (``sqlite:///path`` or ``postgresql://user@host:port/dbname``) and ``BROKER_URL``
+(a kombu URL) choose the real parts; each step's cost is ``STEP_MS`` (50 ms, the article's figure)
+unless ``DB_WRITE_MS``, ``EMAIL_MS`` or ``SMS_MS`` says otherwise.
 """
 import os
 from dataclasses import dataclass

@@ -11,11 +11,12 @@ import csv
 import os
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
-from demos.message_queues.store import Database
+from demos.message_queues.store import Database, redacted
 from load.harness import Harness, Run, get_json, http_ready, log_ready
-from load.servers import free_port
+from load.servers import create_database, drop_database, free_port
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 VARIANTS = ("serial", "parallel", "queued")
@@ -28,10 +29,27 @@ SIZES = {
 }
 
 
+def run_database_url(run: Run) -> str:
+    """The run's own database, so that every run starts empty: SQLite in the run's folder, or, with
+    ``DATABASE_URL=postgresql://...``, a database on that server named after the run
+    (``<scenario>_<run>_rep-<k>``), kept afterwards like the SQLite file."""
+    given = os.environ.get("DATABASE_URL", "")
+    if given.startswith(("postgresql://", "postgres://")):
+        return urllib.parse.urlsplit(given)._replace(path="/" + "_".join(run.dir.parts[-3:])).geturl()
+    return f"sqlite:///{run.dir / 'data' / 'registrations.db'}"
+
+
 def start_registration(run: Run, variant: str, threads: int, workers: int = 1) -> str:
-    """Start one variant (and, for ``queued``, its workers) with its data in the run's folder."""
+    """Start one variant (and, for ``queued``, its workers) with its data in the run's folder
+    (or its own PostgreSQL database)."""
     data = run.dir / "data"
-    env = {"DATA_DIR": str(data)}
+    database_url = run_database_url(run)
+    if not database_url.startswith("sqlite:"):
+        name = urllib.parse.urlsplit(database_url).path[1:]
+        drop_database(os.environ["DATABASE_URL"], name)   # a rerun replaces the run, as it does its folder
+        create_database(os.environ["DATABASE_URL"], name)
+    run.notes["database_url"] = redacted(database_url)
+    env = {"DATA_DIR": str(data), "DATABASE_URL": database_url}
     if variant == "queued":
         for number in range(workers):
             log = run.dir / "logs" / f"worker-{number}.log"
@@ -101,7 +119,7 @@ def backlog(h: Harness) -> None:
 
 def write_timeline(run: Run) -> None:
     """Per user: when registered, when the e-mail and the SMS were really sent (epoch seconds)."""
-    rows = Database(f"sqlite:///{run.dir / 'data' / 'registrations.db'}").timeline()
+    rows = Database(run_database_url(run)).timeline()
     with open(run.dir / "timeline.csv", "w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["user_id", "registered_at", "email_sent_at", "sms_sent_at"])

@@ -1,6 +1,7 @@
 """Fixtures that run chapter 4's services as real processes, through the harness's own Service."""
 import sys
 import time
+from functools import cached_property
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,13 @@ from load.servers import free_port
 
 
 class Registration:
-    """A running variant (and its workers) with its data in a temp folder."""
+    """A running variant (and its workers) with its data in a temp folder, or in ``database_url``."""
 
-    def __init__(self, folder: Path, variant: str, broker_url: str = "", env: dict | None = None):
+    def __init__(self, folder: Path, variant: str, broker_url: str = "", env: dict | None = None,
+                 database_url: str = ""):
         self.folder, self.variant = folder, variant
-        self.env = {"DATA_DIR": str(folder / "data"), "BROKER_URL": broker_url, **(env or {})}
+        self.env = {"DATA_DIR": str(folder / "data"), "BROKER_URL": broker_url,
+                    "DATABASE_URL": database_url, **(env or {})}
         self.services: list[Service] = []
         self.workers = 0
         self.url = ""
@@ -40,9 +43,10 @@ class Registration:
         self.services.append(service)
         return service.start()
 
-    @property
+    @cached_property
     def database(self) -> Database:
-        return Database(f"sqlite:///{self.folder / 'data' / 'registrations.db'}")
+        """The database the services use (opened by the test itself, to read what they wrote)."""
+        return Database(self.env["DATABASE_URL"] or f"sqlite:///{self.folder / 'data' / 'registrations.db'}")
 
     def audit(self) -> dict:
         return get_json(f"{self.url}/audit")
@@ -63,17 +67,25 @@ class Registration:
 
 @pytest.fixture
 def registration(tmp_path):
-    """Factory: ``registration("queued", broker_url)`` starts a variant; all stopped after the test."""
+    """Factory: ``registration("queued", broker_url)`` starts a variant; all stopped after the test.
+    ``database_url=`` puts its data in that database instead of SQLite in the temp folder."""
     started = []
 
-    def start(variant: str, broker_url: str = "", env: dict | None = None) -> Registration:
-        running = Registration(tmp_path / f"{variant}-{len(started)}", variant, broker_url, env)
+    def start(variant: str, broker_url: str = "", env: dict | None = None,
+              database_url: str = "") -> Registration:
+        running = Registration(tmp_path / f"{variant}-{len(started)}", variant, broker_url, env, database_url)
         started.append(running)
         return running
 
     yield start
     for running in started:
         running.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def registration_database_url(request):
+    """Chapter 4 on each database in turn: "" (SQLite, the default), then a fresh PostgreSQL database."""
+    return request.getfixturevalue("postgres_database_url") if request.param == "postgres" else ""
 
 
 class RealtimeServer:

@@ -1,4 +1,4 @@
-"""The queued variant under SIGKILL of its worker, on each broker.
+"""The queued variant under SIGKILL of its worker, on each broker (and once on PostgreSQL).
 
 The worker acknowledges a job only after the provider has sent it. Killed at the worst moments:
 - after the send, before the ack: RabbitMQ and Redis deliver the job again; the provider sees a
@@ -41,8 +41,18 @@ def sent_keys(running) -> set:
 
 @pytest.mark.parametrize("moment", ["before-ack", "before-send"])
 def test_worker_killed_mid_job(registration, broker, moment):
-    name, url = broker
-    running = registration("queued", url, env={"BROKER_VISIBILITY_TIMEOUT": str(REDIS_VISIBILITY_S)})
+    kill_the_worker_mid_job(registration, *broker, moment)
+
+
+def test_worker_killed_before_the_ack_on_rabbitmq_with_postgresql(registration, rabbitmq_url,
+                                                                  postgres_database_url):
+    """The same on PostgreSQL: the duplicate attempt is recorded, the idempotency key holds."""
+    kill_the_worker_mid_job(registration, "rabbitmq", rabbitmq_url, "before-ack", postgres_database_url)
+
+
+def kill_the_worker_mid_job(registration, name: str, url: str, moment: str, database_url: str = "") -> None:
+    running = registration("queued", url, env={"BROKER_VISIBILITY_TIMEOUT": str(REDIS_VISIBILITY_S)},
+                           database_url=database_url)
     doomed = running.start_worker(f"--hold-{moment}", "60")
     running.start()
     user_id = register_one(running.url)

@@ -1,4 +1,4 @@
-"""Each variant, as real processes: a registration sends its e-mail and SMS exactly once."""
+"""Each variant, as real processes, on each database: a registration sends its e-mail and SMS exactly once."""
 import json
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +14,9 @@ def register(url: str, n: int) -> int:
 
 
 @pytest.mark.parametrize("variant", ["serial", "parallel", "queued"])
-def test_concurrent_registrations_each_send_email_and_sms_exactly_once(registration, variant):
-    running = registration(variant)
+def test_concurrent_registrations_each_send_email_and_sms_exactly_once(registration, variant,
+                                                                    registration_database_url):
+    running = registration(variant, database_url=registration_database_url)
     if variant == "queued":
         running.start_worker()
     running.start(threads=4)
@@ -24,3 +25,4 @@ def test_concurrent_registrations_each_send_email_and_sms_exactly_once(registrat
     expected = {"users": 20, "attempts": {"email": 20, "sms": 20}, "sends": {"email": 20, "sms": 20}}
     assert running.wait_for(lambda: running.audit() == expected and running.audit(), 15,
                             "20 e-mails and 20 SMS") == expected
+    assert running.database.audit() == expected   # and it is all in the database the test asked for

@@ -1,4 +1,5 @@
-"""load.servers starts brokers that really work, only on loopback, and leaves nothing behind."""
+"""load.servers starts servers that really work, only on loopback, and leaves nothing behind."""
+import contextlib
 import os
 import re
 import signal
@@ -10,21 +11,30 @@ import uuid
 
 import kombu
 import psutil
+import psycopg
 import pytest
 
 from load import servers
 
 
 def round_trip(url: str) -> dict:
-    """Publish a persistent message to a durable queue, take it back and ack it."""
+    """Through the server and back: a persistent message on a broker, a committed row on PostgreSQL."""
     name = f"servers-test-{uuid.uuid4().hex[:8]}"
+    if url.startswith("postgresql://"):
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as db:
+            db.execute(f'CREATE TABLE "{name}" (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, hello TEXT)')
+            db.execute(f'INSERT INTO "{name}" (hello) VALUES (%s)', (name,))
+        with psycopg.connect(url, connect_timeout=5) as db:          # a second connection sees it
+            (hello,), = db.execute(f'SELECT hello FROM "{name}"').fetchall()
+            db.execute(f'DROP TABLE "{name}"')
+        return {"hello": hello, "committed": True}
     with kombu.Connection(url, connect_timeout=5) as connection:
         queue = connection.SimpleQueue(name, queue_opts={"durable": True, "auto_delete": True})
         queue.put({"hello": name}, delivery_mode="persistent", serializer="json")
         message = queue.get(block=True, timeout=10)
         message.ack()
         queue.close()
-        return message.payload | {"delivery_mode": message.properties.get("delivery_mode")}
+        return message.payload | {"committed": message.properties.get("delivery_mode") == 2}
 
 
 def processes_of(server) -> list[psutil.Process]:
@@ -35,6 +45,14 @@ def processes_of(server) -> list[psutil.Process]:
         for each in [process, *process.children(recursive=True)]:
             found[each.pid] = each
     return list(found.values())
+
+
+def listening_addresses(processes: list[psutil.Process]) -> list:
+    found = []
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):        # a PostgreSQL backend whose client just left
+            found += [c.laddr for c in process.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+    return found
 
 
 def is_alive(process: psutil.Process) -> bool:
@@ -49,11 +67,10 @@ def is_alive(process: psutil.Process) -> bool:
 def test_server_works_on_loopback_and_leaves_nothing_behind(start_server, name):
     with start_server(name) as server:
         assert server.name == name and str(server.port) in server.url
-        assert round_trip(server.url)["delivery_mode"] == 2
+        assert round_trip(server.url)["committed"]         # persistent message, committed row
         processes = processes_of(server)
         assert server.pid in [process.pid for process in processes]
-        listening = [c.laddr for process in processes for c in process.net_connections("inet")
-                     if c.status == psutil.CONN_LISTEN]
+        listening = listening_addresses(processes)
         assert server.port in [address.port for address in listening]
         assert {address.ip for address in listening} <= {"127.0.0.1", "::1"}, listening
         folder = server.folder
@@ -75,29 +92,34 @@ def test_workdir_keeps_the_files(start_server, tmp_path):
 
 
 @pytest.mark.servers
-def test_command_line_prints_the_url_and_stops_cleanly_on_sigterm(redis_url):   # skipped without Redis
-    cli = subprocess.Popen([sys.executable, "-m", "load.servers", "redis"], stdout=subprocess.PIPE,
+@pytest.mark.parametrize("name, export_prefix", [("redis", "export BROKER_URL=redis://127.0.0.1:"),
+                                                 ("postgres", "export DATABASE_URL=postgresql://postgres@127.0.0.1:")])
+def test_command_line_prints_the_url_and_stops_cleanly_on_sigterm(request, name, export_prefix):
+    request.getfixturevalue(f"{name}_url")                     # skipped when the server is not installed
+    cli = subprocess.Popen([sys.executable, "-m", "load.servers", name], stdout=subprocess.PIPE,
                            text=True, cwd=os.path.dirname(os.path.dirname(servers.__file__)))
     try:
         about, export = cli.stdout.readline(), cli.stdout.readline()
-        assert export.startswith("export BROKER_URL=redis://127.0.0.1:"), export
+        assert export.startswith(export_prefix), export
         url = export.split("=", 1)[1].strip()
-        redis = psutil.Process(int(re.search(r"pid (\d+)", about).group(1)))
+        server = psutil.Process(int(re.search(r"pid (\d+)", about).group(1)))
         assert round_trip(url)["hello"].startswith("servers-test-")
         cli.send_signal(signal.SIGTERM)
         rest, _ = cli.communicate(timeout=30)
     finally:
         cli.kill()
-    assert cli.returncode == 0 and "stopped redis" in rest
-    assert not is_alive(redis)
+    assert cli.returncode == 0 and f"stopped {name}" in rest
+    assert not is_alive(server)
     assert servers.port_is_free(urllib.parse.urlsplit(url).port)
 
 
-@pytest.mark.parametrize("name, program", [("redis", "redis-server"), ("rabbitmq", "rabbitmq-server")])
-def test_a_missing_server_says_how_to_install_it(monkeypatch, tmp_path, name, program):
+@pytest.mark.parametrize("name, program, package", [("redis", "redis-server", "redis-server"),
+                                                   ("rabbitmq", "rabbitmq-server", "rabbitmq-server"),
+                                                   ("postgres", "postgres", "postgresql")])
+def test_a_missing_server_says_how_to_install_it(monkeypatch, tmp_path, name, program, package):
     monkeypatch.setattr(servers.shutil, "which", lambda *args, **kwargs: None)
     monkeypatch.setattr(servers.tempfile, "tempdir", str(tmp_path))
-    hint = f"{program} not found: install it with `apt-get install {program}`"
+    hint = f"{program} not found: install it with `apt-get install {package}`"
     with pytest.raises(servers.ServerMissing, match=hint):
         with servers.running(name):
             pass
