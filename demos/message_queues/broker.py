@@ -11,6 +11,8 @@ import os
 
 from kombu import Connection, Exchange, Queue
 
+from . import filesystem_broker
+
 # Jobs go through the default exchange straight to a durable queue named for the channel, as in
 # RabbitMQ's work-queue tutorial: no binding to lose, so a job cannot be routed to nowhere.
 DEFAULT_EXCHANGE = Exchange("")
@@ -33,7 +35,7 @@ def connect(broker_url: str, visibility_timeout_s: float = 30) -> Connection:
         folder = broker_url[len("filesystem://"):] or "broker"
         for sub in ("messages", "processed"):
             os.makedirs(os.path.join(folder, sub), exist_ok=True)
-        connection = Connection("filesystem://", transport_options={
+        connection = Connection("filesystem://", transport=filesystem_broker.Transport, transport_options={
             "data_folder_in": os.path.join(folder, "messages"),
             "data_folder_out": os.path.join(folder, "messages"),
             # taken messages are moved here (an atomic rename, so two workers never share one)
