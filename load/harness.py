@@ -25,7 +25,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = ("smoke", "default", "workshop")
-PACKAGES = ("flask", "waitress", "kombu", "redis", "locust", "gevent", "websockets", "matplotlib")
+PACKAGES = ("flask", "waitress", "kombu", "redis", "psycopg", "locust", "gevent", "websockets", "matplotlib")
 MAX_BEHIND_FRACTION = 0.01
 MAX_CORE_UTILISATION = 0.90
 
