@@ -50,6 +50,17 @@ def log_ready(path: Path, text: str) -> Callable[[], bool]:
     return lambda: path.exists() and text in path.read_text(errors="replace")
 
 
+def wait_for(condition: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.05):
+    """Poll ``condition()`` until it returns something true (and return that), or fail saying what."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
+
+
 def get_json(url: str, timeout: float = 10) -> dict:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.load(response)

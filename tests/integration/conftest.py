@@ -1,13 +1,12 @@
 """Fixtures that run chapter 4's services as real processes, through the harness's own Service."""
 import sys
-import time
 from functools import cached_property
 from pathlib import Path
 
 import pytest
 
 from demos.message_queues.store import Database
-from load.harness import Service, get_json, http_ready, log_ready
+from load.harness import Service, get_json, http_ready, log_ready, wait_for
 from load.servers import free_port
 
 
@@ -52,13 +51,7 @@ class Registration:
         return get_json(f"{self.url}/audit")
 
     def wait_for(self, condition, timeout_s: float, what: str):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; logs in {self.folder}")
+        return wait_for(condition, timeout_s, f"{what} (logs in {self.folder})")
 
     def stop(self) -> None:
         for service in reversed(self.services):

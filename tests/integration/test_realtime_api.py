@@ -9,16 +9,9 @@ import pytest
 import websocket
 
 from demos.realtime_delivery.clients import Closed, Http, Sse, Ws
+from load.harness import wait_for
 
 
-def wait_for(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def test_conversations_messages_short_poll_and_config(realtime):
