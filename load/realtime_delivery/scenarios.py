@@ -25,7 +25,7 @@ SIZES = {
     # pollers on one Locust process, the pollers and the publisher fell behind their pace; with
     # 300, the 0.25 s interval (1,200 polls a second) fell 1.1% behind on an idle 2-core machine
     # (invalid) and 5-13% behind whenever anything else ran beside it, and so did the publisher
-    # of the 100 messages/s SSE and WebSocket runs (3%). With 200, 0.5% at most.
+    # of the 100 messages/s SSE and WebSocket runs (3%). With 200, 0.7% at most.
     "default":  dict(receivers=200, conversations=30, seconds=12, rates=(20, 100), intervals=(0.25, 0.5, 1.0, 2.0)),
     "workshop": dict(receivers=1000, conversations=100, seconds=40, rates=(20, 100, 200),
                      intervals=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0)),
