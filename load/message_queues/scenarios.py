@@ -105,9 +105,10 @@ def backlog(h: Harness) -> None:
     """Open loop, Poisson: time until the e-mail is sent and the backlog, one worker process."""
     seconds = SIZES[h.size]["backlog_seconds"]
     for rate in SIZES[h.size]["rates"]:
-        # Poisson arrivals at 1/20 s per user: a user is still busy (about 60 ms) when its next
-        # arrival is due with probability about 0.3%, well under the 1% that invalidates a run
-        users = 20 * rate
+        # Poisson arrivals at 1/50 s per user: a user is still busy (about 60 ms) when its next
+        # arrival is due with probability about 0.1%, well under the 1% that invalidates a run
+        # (at 1/20 s, one late arrival in a short 5/s run was already more than 1%)
+        users = 50 * rate
         with h.run(f"queued-r{rate}", variant="queued", threads=4, workers=1, users=users,
                    loop="open", arrival_rate=rate) as run:
             url = start_registration(run, "queued", threads=4, workers=1)
