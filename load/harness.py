@@ -53,12 +53,13 @@ def log_ready(path: Path, text: str) -> Callable[[], bool]:
 def wait_for(condition: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.05):
     """Poll ``condition()`` until it returns something true (and return that), or fail saying what."""
     deadline = time.monotonic() + timeout_s
+    value = None
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(interval_s)
-    raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
+    raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}; last: {value!r}")
 
 
 def get_json(url: str, timeout: float = 10) -> dict:

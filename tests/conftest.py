@@ -2,12 +2,15 @@
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
-from load.servers import ServerMissing, create_database, drop_database, running
+from load.harness import Service, http_ready
+from load.servers import ServerMissing, create_database, drop_database, free_port, running
 
 # Matplotlib, IPython and Jupyter (the notebook tests) write caches and kernel files here, not to $HOME.
 _SCRATCH = tempfile.mkdtemp(prefix="tests-home-")
@@ -67,3 +70,47 @@ def postgres_database_url(postgres_url):
     url = create_database(postgres_url, name)
     yield url
     drop_database(postgres_url, name)
+
+
+class RealtimeServer:
+    """Chapter 1's server (demos.realtime_delivery.server) as a real process. ``kill()`` is SIGKILL;
+    ``start()`` again brings it back on the same ports and the same data."""
+
+    def __init__(self, folder: Path, env: dict):
+        self.folder, self.env = folder, {"DATA_DIR": str(folder / "data"), **env}
+        self.port, self.ws_port = free_port(), free_port()
+        self.url, self.ws_url = f"http://127.0.0.1:{self.port}", f"ws://127.0.0.1:{self.ws_port}"
+        self.service: Service | None = None
+        self.starts = 0
+
+    def start(self) -> "RealtimeServer":
+        self.starts += 1
+        self.service = Service(f"realtime-{self.starts}",
+                               [sys.executable, "-m", "demos.realtime_delivery.server",
+                                "--port", str(self.port), "--ws-port", str(self.ws_port)],
+                               log_path=self.folder / f"server-{self.starts}.log",
+                               ready=http_ready(f"{self.url}/health"), env=self.env)
+        self.service.start()
+        return self
+
+    def kill(self) -> None:
+        self.service.kill()
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.stop()
+
+
+@pytest.fixture
+def realtime(tmp_path):
+    """Factory: ``realtime(env={"WINDOW_LENGTH": "20"})`` starts the chapter 1 server; stopped after the test."""
+    started = []
+
+    def start(env: dict | None = None) -> RealtimeServer:
+        server = RealtimeServer(tmp_path / f"realtime-{len(started)}", env or {})
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()

@@ -1,4 +1,4 @@
-"""Fixtures for the browser tests: chapter 1's server as a real process, and headless Chromium.
+"""Fixtures for the browser tests: headless Chromium (chapter 1's server is tests/conftest.py's ``realtime``).
 
 Chromium is Debian's (``apt-get install chromium chromium-driver``), driven by Selenium through
 Debian's chromedriver, built from the same source and version as the browser: no browser or driver
@@ -6,14 +6,10 @@ is downloaded. Missing, the tests skip with that hint; under ``REQUIRE_SERVERS=1
 """
 import os
 import shutil
-import sys
 import tempfile
-from pathlib import Path
 
 import pytest
 
-from load.harness import Service, http_ready
-from load.servers import free_port
 
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMEDRIVER = ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver")
@@ -74,48 +70,4 @@ def browser(chromium, tmp_path):
     finally:
         driver.quit()                      # ends Chromium and chromedriver
         shutil.rmtree(profile, ignore_errors=True)
-
-
-class RealtimeServer:
-    """Chapter 1's server as a real process; ``kill()`` is SIGKILL, ``start()`` again brings it back
-    on the same ports and the same data (like tests/integration/conftest.py's)."""
-
-    def __init__(self, folder: Path, env: dict):
-        self.folder, self.env = folder, {"DATA_DIR": str(folder / "data"), **env}
-        self.port, self.ws_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.service: Service | None = None
-        self.starts = 0
-
-    def start(self) -> "RealtimeServer":
-        self.starts += 1
-        self.service = Service(f"realtime-{self.starts}",
-                               [sys.executable, "-m", "demos.realtime_delivery.server",
-                                "--port", str(self.port), "--ws-port", str(self.ws_port)],
-                               log_path=self.folder / f"server-{self.starts}.log",
-                               ready=http_ready(f"{self.url}/health"), env=self.env)
-        self.service.start()
-        return self
-
-    def kill(self) -> None:
-        self.service.kill()
-
-    def stop(self) -> None:
-        if self.service is not None:
-            self.service.stop()
-
-
-@pytest.fixture
-def realtime(tmp_path):
-    """Factory: ``realtime()`` starts the chapter 1 server in the test's temp folder; stopped after."""
-    started = []
-
-    def start(env: dict | None = None) -> RealtimeServer:
-        server = RealtimeServer(tmp_path / f"realtime-{len(started)}", env or {})
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.stop()
 

@@ -19,6 +19,7 @@ except ImportError:
     pass
 
 from demos.realtime_delivery.clients import Http
+from load.harness import wait_for
 
 CONNECTED = {   # the status line once each transport is following the conversation
     "short-poll": "short polling every second",
@@ -38,18 +39,6 @@ return {
   notReloaded: window.notReloaded === true,
 };
 """
-
-
-def wait_for(condition, timeout_s: float, what: str, interval_s: float = 0.05):
-    """``load.harness.wait_for``, but the failure shows the last value: what the page showed."""
-    deadline = time.monotonic() + timeout_s
-    value = None
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last: {value!r}")
 
 
 class Page:
