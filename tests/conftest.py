@@ -114,3 +114,21 @@ def realtime(tmp_path):
     yield start
     for server in started:
         server.stop()
+
+
+class RecordingJobs:
+    """Chapter 4's broker stand-in: records what would have been published, or refuses."""
+    def __init__(self, fail=False):
+        self.fail, self.published = fail, []
+
+    def publish(self, user_id, email, phone):
+        if self.fail:
+            from demos.message_queues.broker import BrokerUnavailable
+            raise BrokerUnavailable("broker not reachable at amqp://127.0.0.1:1//")
+        self.published.append((user_id, email, phone))
+
+
+@pytest.fixture
+def recording_jobs():
+    """The RecordingJobs class: ``recording_jobs(fail=True)`` refuses every publish."""
+    return RecordingJobs

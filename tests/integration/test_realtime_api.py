@@ -39,24 +39,24 @@ def test_conversations_messages_short_poll_and_config(realtime):
     assert stats["messages_stored"] == 2 and stats["deliveries.short_poll"] == 2
 
 
-def raw_post(url: str, data: bytes) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data, method="POST", headers={"Content-Type": "application/json"})
+def http_call(url: str, data: bytes | None = None, headers: dict | None = None) -> tuple[int, dict]:
+    """GET (or POST ``data`` as JSON); the status and the JSON body, errors included."""
+    headers = {**({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})}
+    request = urllib.request.Request(url, data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, json.load(response)
     except urllib.error.HTTPError as error:
         with error:
             return error.code, json.load(error)
+
+
+def raw_post(url: str, data: bytes) -> tuple[int, dict]:
+    return http_call(url, data)
 
 
 def http_get(url: str, headers: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.load(error)
+    return http_call(url, headers=headers)
 
 
 def close_code(server, path: str, *frames) -> int:

@@ -9,7 +9,6 @@ import pytest
 
 from demos.message_queues import parallel, queued, serial
 from demos.message_queues.app import Services, create_app
-from demos.message_queues.broker import BrokerUnavailable
 from demos.message_queues.providers import Provider
 from demos.message_queues.store import Database, NewUser
 
@@ -19,27 +18,16 @@ GOOD = {"email": "Ada@Example.com", "phone": "+15551234567"}
 VARIANTS = {"serial": serial, "parallel": parallel, "queued": queued}
 
 
-class RecordingJobs:
-    """Stands in for the broker: records what would have been published, or refuses."""
-    def __init__(self, fail=False):
-        self.fail, self.published = fail, []
-
-    def publish(self, user_id, email, phone):
-        if self.fail:
-            raise BrokerUnavailable("broker not reachable at amqp://127.0.0.1:1//")
-        self.published.append((user_id, email, phone))
-
-
-def client_for(variant: str, database: Database, jobs=None):
-    services = Services(database, Provider("email", 0, database), Provider("sms", 0, database),
-                        jobs or RecordingJobs())
+def client_for(variant: str, database: Database, jobs):
+    services = Services(database, Provider("email", 0, database), Provider("sms", 0, database), jobs)
     return create_app(VARIANTS[variant].register, services).test_client()
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_a_registered_email_gets_409_even_under_concurrent_attempts(postgres_database_url, variant):
+def test_a_registered_email_gets_409_even_under_concurrent_attempts(postgres_database_url, variant,
+                                                                    recording_jobs):
     database = Database(postgres_database_url)
-    app = client_for(variant, database).application
+    app = client_for(variant, database, recording_jobs()).application
     start = threading.Barrier(16)
 
     def attempt(_):
@@ -54,9 +42,9 @@ def test_a_registered_email_gets_409_even_under_concurrent_attempts(postgres_dat
     assert app.test_client().post("/register", json={**GOOD, "email": "ADA@example.com"}).status_code == 409
 
 
-def test_queued_rolls_the_user_back_when_the_broker_refuses(postgres_database_url):
+def test_queued_rolls_the_user_back_when_the_broker_refuses(postgres_database_url, recording_jobs):
     database = Database(postgres_database_url)
-    jobs = RecordingJobs(fail=True)
+    jobs = recording_jobs(fail=True)
     client = client_for("queued", database, jobs)
     response = client.post("/register", json=GOOD)
     assert response.status_code == 503

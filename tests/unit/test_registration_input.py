@@ -6,7 +6,6 @@ import pytest
 
 from demos.message_queues import parallel, queued, serial
 from demos.message_queues.app import Services, create_app, parse_user, BadRequest
-from demos.message_queues.broker import BrokerUnavailable
 from demos.message_queues.providers import Provider
 from demos.message_queues.store import Database
 
@@ -18,21 +17,10 @@ def make_services(tmp_path, jobs=None) -> Services:
     return Services(database, Provider("email", 0, database), Provider("sms", 0, database), jobs)
 
 
-class RecordingJobs:
-    """Stands in for the broker: records what would have been published, or refuses."""
-    def __init__(self, fail=False):
-        self.fail, self.published = fail, []
-
-    def publish(self, user_id, email, phone):
-        if self.fail:
-            raise BrokerUnavailable("broker not reachable at amqp://127.0.0.1:1//")
-        self.published.append((user_id, email, phone))
-
-
 @pytest.fixture(params=["serial", "parallel", "queued"])
-def client_and_services(request, tmp_path):
+def client_and_services(request, tmp_path, recording_jobs):
     variant = {"serial": serial, "parallel": parallel, "queued": queued}[request.param]
-    services = make_services(tmp_path, RecordingJobs())
+    services = make_services(tmp_path, recording_jobs())
     return create_app(variant.register, services).test_client(), services
 
 
@@ -95,8 +83,8 @@ def test_unknown_route_and_method_answer_json(client_and_services):
     assert client.get("/register").status_code == 405
 
 
-def test_queued_rolls_the_user_back_when_the_broker_refuses(tmp_path):
-    services = make_services(tmp_path, RecordingJobs(fail=True))
+def test_queued_rolls_the_user_back_when_the_broker_refuses(tmp_path, recording_jobs):
+    services = make_services(tmp_path, recording_jobs(fail=True))
     client = create_app(queued.register, services).test_client()
     response = client.post("/register", json=GOOD)
     assert response.status_code == 503
