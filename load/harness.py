@@ -11,6 +11,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -199,6 +200,34 @@ class Run:
     def save_json(self, name: str, data) -> None:
         (self.dir / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
 
+    @contextmanager
+    def sampling(self, url: str, every_s: float = 1.0, name: str = "samples") -> Iterator[None]:
+        """While the block runs, GET ``url`` (a JSON object) every ``every_s`` and append each
+        answer with its wall time ``t`` to ``<name>.jsonl``: a service's counters and gauges over
+        the run, to divide CPU by work done in the steady part only, or memory by clients held."""
+        stop = threading.Event()
+
+        def sample() -> None:
+            with open(self.dir / f"{name}.jsonl", "w") as out:
+                while True:
+                    started = time.time()
+                    try:
+                        row = {"t": started, **get_json(url, timeout=max(1.0, every_s))}
+                    except (OSError, ValueError) as error:
+                        row = {"t": started, "error": str(error)}
+                    out.write(json.dumps(row) + "\n")
+                    out.flush()
+                    if stop.wait(max(0.0, every_s - (time.time() - started))):
+                        return
+
+        sampler = threading.Thread(target=sample, name=f"sampling {url}", daemon=True)
+        sampler.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            sampler.join(every_s + 10)
+
     def stop(self) -> None:
         for service in reversed(self.services):
             service.stop()
@@ -228,34 +257,52 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def _watch_cpu(process: subprocess.Popen) -> dict:
-    """Wait for ``process``, sampling the CPU seconds of it and its children once a second."""
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _watch_cpu(process: subprocess.Popen, workers_grace_s: float = 30.0) -> dict:
+    """Wait for ``process`` and its children (Locust's ``--processes`` workers, which write their
+    reports as they quit, after the master), sampling their CPU seconds once a second."""
     cpu: dict[int, float] = {}
-    while process.poll() is None:
-        try:
-            tree = [psutil.Process(process.pid)]
-            tree += tree[0].children(recursive=True)
-        except psutil.NoSuchProcess:
-            tree = []
-        for proc in tree:
+    seen: dict[int, psutil.Process] = {}
+    master_gone_at = None
+    while True:
+        if process.poll() is None:
+            try:
+                root = psutil.Process(process.pid)
+                for proc in [root, *root.children(recursive=True)]:
+                    seen.setdefault(proc.pid, proc)
+            except psutil.NoSuchProcess:
+                pass
+        elif master_gone_at is None:
+            master_gone_at = time.monotonic()
+        alive = [proc for proc in seen.values() if _alive(proc)]
+        for proc in alive:
             try:
                 times = proc.cpu_times()
                 cpu[proc.pid] = times.user + times.system
             except psutil.NoSuchProcess:
                 pass
+        if master_gone_at is not None and (not alive or time.monotonic() - master_gone_at > workers_grace_s):
+            for proc in alive:
+                proc.kill()
+            return cpu
         try:
-            process.wait(1.0)
+            process.wait(1.0 if master_gone_at is None else 0.1)
         except subprocess.TimeoutExpired:
             pass
-    return cpu
 
 
 def _read_process_reports(raw_dir: Path) -> dict:
-    totals = {"iterations": 0, "behind": 0, "cpu_warning": False}
+    totals = {"iterations": 0, "behind": 0, "ramping": 0, "cpu_warning": False}
     for path in raw_dir.glob("process-*.json"):
         report = json.loads(path.read_text())
-        totals["iterations"] += report["iterations"]
-        totals["behind"] += report["behind"]
+        for count in ("iterations", "behind", "ramping"):
+            totals[count] += report.get(count, 0)
         totals["cpu_warning"] |= report["cpu_warning"]
     return totals
 

@@ -50,6 +50,15 @@ def response_times_ms(run: dict, name: str | None = None) -> list[float]:
             if row["ok"] and (name is None or row["name"] == name)]
 
 
+def read_samples(run: dict, name: str = "samples") -> list[dict]:
+    """What ``Run.sampling`` recorded during a run: one dict per sample, failed samples left out."""
+    path = Path(run["dir"], f"{name}.jsonl")
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row for row in rows if "error" not in row]
+
+
 def read_csv(path: Path) -> list[dict]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))

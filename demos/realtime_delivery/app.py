@@ -1,7 +1,8 @@
 """The HTTP side: one Flask app; each HTTP transport adds its routes from its own module.
 
 Routes of the app itself:
-- ``GET /health``; ``GET /stats`` (counters); ``GET /api/config`` (where the WebSocket listens);
+- ``GET /health``; ``GET /stats`` (counters, the process's CPU seconds and resident bytes);
+  ``GET /api/config`` (where the WebSocket listens);
 - ``GET /`` the chat page (``static/chat.html`` or ``static/index.html``, else a placeholder);
 - ``POST /api/conversations`` ``{"id": "general"}`` → 201, or 200 if it exists;
 - ``POST /api/conversations/<cid>/messages`` ``{"sender", "body", "client_ts"?}`` → 201
@@ -11,6 +12,7 @@ Every error is a JSON ``{"error": ...}`` with a 4xx status: 400 bad input, 404 u
 conversation, 413 a body over 4 KiB.
 """
 import os
+import resource
 
 from flask import Flask, Response, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
@@ -31,6 +33,19 @@ long poll <code>GET .../poll?after=N</code>, SSE <code>GET .../events?after=N</c
 port given by <a href="/api/config">/api/config</a>; counters at <a href="/stats">/stats</a>.</p>
 </body></html>
 """
+
+
+def process_usage() -> dict:
+    """This process's CPU seconds and resident memory, so a load can divide them by deliveries
+    or clients held while it runs (the harness samples ``/stats`` once a second)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    try:   # current resident set (Linux); elsewhere the peak, which is what getrusage knows
+        with open("/proc/self/statm") as statm:
+            rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        rss = usage.ru_maxrss * 1024
+    return {"process.pid": os.getpid(), "process.cpu_s": round(usage.ru_utime + usage.ru_stime, 4),
+            "process.rss_bytes": rss}
 
 
 def create_app(hub: Hub, settings: Settings, ws_port: int) -> Flask:
@@ -58,7 +73,7 @@ def create_app(hub: Hub, settings: Settings, ws_port: int) -> Flask:
 
     @app.get("/stats")
     def stats_view():
-        return jsonify(dict(sorted(stats.items())))
+        return jsonify({**dict(sorted(stats.items())), **process_usage()})
 
     @app.post("/api/conversations")
     def create_conversation():

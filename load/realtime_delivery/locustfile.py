@@ -3,7 +3,8 @@
 Every receiver reports each message it receives as a Locust request named ``deliver <transport>``
 whose response time is the end-to-end delivery latency, from the publisher's ``client_ts`` to the
 receiver's receipt; a message published before the receiver subscribed is reported as
-``replay <transport>`` instead. A lost, duplicated or reordered message is a failure named
+``replay <transport>`` instead, and one received while Locust is still spawning receivers (busy
+connecting them) as ``ramp <transport>``. A lost, duplicated or reordered message is a failure named
 ``order <transport>``; a gap marker from the server (the receiver fell behind the window) is a
 request named ``gap <transport>``. Poll requests show as ``poll short`` and ``poll long``, so
 requests per delivered message come straight out of Locust's stats.
@@ -107,7 +108,12 @@ class Receiver:
             return
         self.last_seq = seq
         sent = float(message.get("client_ts") or message.get("sent_at") or now)
-        name = "deliver" if sent >= self.subscribed_at else "replay"
+        if sent < self.subscribed_at:
+            name = "replay"       # published before this receiver asked: catching up, not pushed
+        elif pacing.ramping():
+            name = "ramp"         # delivered while receivers are still being connected
+        else:
+            name = "deliver"
         self.report(name, sent, max(0.0, (now - sent) * 1000), len(message.get("body", "")))
 
     def receive_page(self, page: dict) -> None:

@@ -43,10 +43,13 @@ def start_server(run: Run) -> str:
 
 
 def drive(run: Run, url: str, transport: str, size: dict, rate: float, interval: float = 1.0) -> None:
-    receivers = size["receivers"]
-    run.locust(LOCUSTFILE, host=url, users=receivers + 1, spawn_rate=min(200, receivers + 1),
+    receivers, publishers = size["receivers"], size.get("publishers", 1)
+    with run.sampling(f"{url}/stats"):
+        run.locust(LOCUSTFILE, host=url, users=receivers + publishers, spawn_rate=min(200, receivers + 1),
                run_time_s=size["seconds"] + receivers / 200,   # spawning takes receivers / 200 s
+               processes=size.get("processes", 1),
                extra_args=("--conversations", str(size["conversations"]), "--message-rate", f"{rate:g}",
+                           "--publishers", str(publishers),
                            "--poll-interval", f"{interval:g}", "--long-poll-timeout", "30",
                            "--stop-timeout", "5", "Publisher", RECEIVERS[transport]))
     run.save_json("service", get_json(f"{url}/stats"))

@@ -12,7 +12,8 @@ class FakeUser:
 
 @pytest.fixture(autouse=True)
 def fresh_counts(monkeypatch):
-    monkeypatch.setattr(pacing, "counts", {"iterations": 0, "behind": 0})
+    monkeypatch.setattr(pacing, "counts", {"iterations": 0, "behind": 0, "ramping": 0})
+    monkeypatch.setattr(pacing, "spawning", {"complete": True})
 
 
 def test_a_user_on_time_is_never_behind_and_keeps_its_schedule(monkeypatch):
@@ -25,7 +26,7 @@ def test_a_user_on_time_is_never_behind_and_keeps_its_schedule(monkeypatch):
         waits.append(wait(user))
         clock[0] += waits[-1] + 0.0   # the task itself took no time
     assert waits == pytest.approx([0.1] * 5)
-    assert pacing.counts == {"iterations": 5, "behind": 0}
+    assert pacing.counts == {"iterations": 5, "behind": 0, "ramping": 0}
 
 
 def test_a_task_longer_than_the_gap_is_counted_behind(monkeypatch):
@@ -38,7 +39,7 @@ def test_a_task_longer_than_the_gap_is_counted_behind(monkeypatch):
     assert wait(user) == 0.0                  # the one due at 0.2 starts at once, late...
     clock[0] = 0.61                           # ...and quickly done
     assert wait(user) == pytest.approx(0.09)  # a fresh schedule from 0.6, no burst to catch up
-    assert pacing.counts == {"iterations": 3, "behind": 1}
+    assert pacing.counts == {"iterations": 3, "behind": 1, "ramping": 0}
 
 
 def test_poisson_gaps_average_to_the_rate(monkeypatch):
@@ -53,3 +54,19 @@ def test_poisson_gaps_average_to_the_rate(monkeypatch):
         clock[0] += gap
         total += gap
     assert total / 4000 == pytest.approx(0.2, rel=0.05)
+
+
+def test_late_arrivals_while_users_are_spawning_are_counted_apart(monkeypatch):
+    monkeypatch.setattr(pacing, "spawning", {"complete": False})
+    clock = [0.0]
+    monkeypatch.setattr(pacing.time, "monotonic", lambda: clock[0])
+    wait = pacing.open_loop(rate_per_user=10, constant=True)
+    user = FakeUser()
+    wait(user)
+    clock[0] = 0.6                 # late while Locust is busy spawning users: not judged
+    wait(user)
+    assert pacing.counts == {"iterations": 0, "behind": 0, "ramping": 2}
+    pacing._spawning_complete(user_count=1)
+    clock[0] = 1.2                 # late once every user runs: behind
+    wait(user)
+    assert pacing.counts == {"iterations": 1, "behind": 1, "ramping": 2}
