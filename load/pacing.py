@@ -11,19 +11,13 @@ thousand clients keeps a Locust process busy, and the run is judged on its stead
 import random
 import time
 
-from locust import events
 
 LATE_TOLERANCE_S = 0.010
 
 counts = {"iterations": 0, "behind": 0, "ramping": 0}
 
 
-spawning = {"complete": False}
-
-
-@events.spawning_complete.add_listener
-def _spawning_complete(**_):
-    spawning["complete"] = True   # fired in every worker too, once the master has spawned all users
+spawning = {"complete": False}   # set by load/recorder.py on Locust's spawning_complete event
 
 
 def ramping() -> bool:

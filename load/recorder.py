@@ -68,6 +68,11 @@ def _record(request_type, name, response_time, response_length, exception, start
                                   int(exception is None), response_length or 0])
 
 
+@events.spawning_complete.add_listener
+def _spawning_complete(**_):
+    pacing.spawning["complete"] = True   # fired in every worker too, once the master has spawned all users
+
+
 @events.cpu_warning.add_listener
 def _cpu_warning(**_):
     state["cpu_warning"] = True

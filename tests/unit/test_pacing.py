@@ -66,7 +66,7 @@ def test_late_arrivals_while_users_are_spawning_are_counted_apart(monkeypatch):
     clock[0] = 0.6                 # late while Locust is busy spawning users: not judged
     wait(user)
     assert pacing.counts == {"iterations": 0, "behind": 0, "ramping": 2}
-    pacing._spawning_complete(user_count=1)
+    pacing.spawning["complete"] = True
     clock[0] = 1.2                 # late once every user runs: behind
     wait(user)
     assert pacing.counts == {"iterations": 1, "behind": 1, "ramping": 2}
