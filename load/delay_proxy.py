@@ -10,7 +10,9 @@ unknown") and netem needs root. This proxy needs neither and runs wherever async
 
 and clients connect to port 9000 instead of 8000. `--listen 127.0.0.1:0` (or `--listen 0`) takes a
 free port, named in the ready line; `--up-ms 150 --down-ms 50` gives the two directions different
-delays. SIGTERM or Ctrl-C stop it. From Python:
+delays. `--stats-port P` answers `GET http://127.0.0.1:P/stats` with the connections and the bytes
+that crossed the link each way (TCP payload: what a transport costs on the wire). SIGTERM or
+Ctrl-C stop it. From Python:
 
     async with DelayProxy(("127.0.0.1", 8000), rtt_s=0.05) as proxy:
         ...connect to ("127.0.0.1", proxy.port)...
@@ -60,6 +62,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import json
 import os
 import select
 import selectors
@@ -184,6 +187,7 @@ class _End(asyncio.Protocol):
         self.link.connected(self)
 
     def data_received(self, data):
+        self.link.proxy.count(self.outgoing is self.link.up, len(data))
         self.outgoing.push(data)
 
     def eof_received(self):
@@ -279,6 +283,8 @@ class DelayProxy:
         self.handshake, self.max_queued_bytes = handshake, max_queued_bytes
         self.links: set[_Link] = set()    # the connections open now
         self.accepted = 0                 # connections accepted so far
+        self.bytes_up = 0                 # TCP payload that crossed the link, client to target
+        self.bytes_down = 0               # and target to client (headers of TCP/IP not counted)
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.server: Optional[asyncio.Server] = None
 
@@ -293,6 +299,17 @@ class DelayProxy:
     @property
     def port(self) -> int:
         return self.address[1]
+
+    def count(self, up: bool, size: int) -> None:
+        if up:
+            self.bytes_up += size
+        else:
+            self.bytes_down += size
+
+    def stats(self) -> dict:
+        """What crossed the link so far: ``GET /stats`` on ``--stats-port`` answers this."""
+        return {"connections_accepted": self.accepted, "connections_open": len(self.links),
+                "bytes_up": self.bytes_up, "bytes_down": self.bytes_down}
 
     def describe(self) -> str:
         """``127.0.0.1:9000 -> 127.0.0.1:8000, rtt 200 ms``, as the ready line says it."""
@@ -442,17 +459,35 @@ def raise_open_files_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def serve(proxy: DelayProxy) -> None:
+async def serve_stats(proxy: DelayProxy, port: int) -> asyncio.Server:
+    """A minimal HTTP endpoint: any request gets ``proxy.stats()`` as JSON (for the harness's sampler)."""
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            await reader.readuntil(b"\r\n\r\n")
+            body = json.dumps(proxy.stats()).encode()
+            writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                         b"Connection: close\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+        writer.close()
+    return await asyncio.start_server(answer, "127.0.0.1", port)
+
+
+async def serve(proxy: DelayProxy, stats_port: Optional[int] = None) -> None:
     """Run ``proxy`` until SIGTERM or SIGINT, printing the ready line once it listens."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):   # even if started with SIGINT ignored (`&`)
         loop.add_signal_handler(sig, stop.set)
     async with proxy:
+        stats = None if stats_port is None else await serve_stats(proxy, stats_port)
+        if stats is not None:
+            print(f"delay proxy stats: http://127.0.0.1:{stats.sockets[0].getsockname()[1]}/stats", flush=True)
         print(f"delay proxy ready: {proxy.describe()}", flush=True)
         await stop.wait()
-        print(f"delay proxy stopping (connections: {proxy.accepted} accepted, {len(proxy.links)} still open)",
-              flush=True)
+        print(f"delay proxy stopping (connections: {proxy.accepted} accepted, {len(proxy.links)} still open; "
+              f"bytes: {proxy.bytes_up} up, {proxy.bytes_down} down)", flush=True)
+        if stats is not None:
+            stats.close()
     print("delay proxy stopped", flush=True)
 
 
@@ -468,6 +503,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--down-ms", type=float, help="target-to-client delay (default: half the RTT)")
     parser.add_argument("--no-handshake", action="store_true",
                         help="don't charge a new connection the round trip of TCP's handshake")
+    parser.add_argument("--stats-port", type=int, metavar="PORT",
+                        help="answer GET /stats on 127.0.0.1:PORT with connections and bytes each way (0: a free port)")
     parser.add_argument("--max-queued-mib", type=float, default=MAX_QUEUED_BYTES / 2**20,
                         help="per direction and connection; past it the sender is not read (default 4)")
     args = parser.parse_args(argv)
@@ -484,7 +521,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     raise_open_files_limit()
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            runner.run(serve(proxy))
+            runner.run(serve(proxy, args.stats_port))
     except OSError as error:          # e.g. the listening port is taken
         print(f"error: cannot listen on {_format(args.listen)}: {error}", file=sys.stderr)
         return 1

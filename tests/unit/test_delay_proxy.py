@@ -245,7 +245,7 @@ def test_two_hundred_concurrent_connections_each_get_their_own_bytes():
         writer.write_eof()
         received = await reader.read()
         writer.close()
-        return received == payload
+        return received == payload, len(payload)
 
     async def scenario():
         async with echo_server() as port, DelayProxy(("127.0.0.1", port), rtt_s=0.05) as proxy:
@@ -254,11 +254,12 @@ def test_two_hundred_concurrent_connections_each_get_their_own_bytes():
                 if not proxy.links:
                     break
                 await asyncio.sleep(0.01)
-            return results, proxy.accepted, len(proxy.links)
+            return results, proxy.stats()
 
-    results, accepted, still_open = run(scenario())
-    assert all(results) and len(results) == 200
-    assert (accepted, still_open) == (200, 0)
+    results, stats = run(scenario())
+    assert all(intact for intact, _ in results) and len(results) == 200
+    sent = sum(size for _, size in results)
+    assert stats == {"connections_accepted": 200, "connections_open": 0, "bytes_up": sent, "bytes_down": sent}
 
 
 def test_a_reset_by_the_server_reaches_the_client_after_the_data_before_it():
