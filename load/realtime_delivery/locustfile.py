@@ -22,6 +22,7 @@ import time
 
 import requests
 import websocket
+from gevent.lock import Semaphore
 from locust import FastHttpUser, User, events, task
 from locust.user.users import LOCUST_STATE_STOPPING
 
@@ -40,6 +41,9 @@ def _options(parser):
     parser.add_argument("--poll-interval", type=float, default=1.0, help="short polling interval (s)")
     parser.add_argument("--long-poll-timeout", type=float, default=30.0, help="long poll hold (s)")
     parser.add_argument("--ws-url", default="", help="ws://host:port (default: from the server's /api/config)")
+    parser.add_argument("--publish-host", default="",
+                        help="where the publisher sends (default --host): the server itself when receivers "
+                             "go through a delay proxy, so only the receivers' link is slow and measured")
 
 
 @events.init.add_listener
@@ -52,9 +56,34 @@ def conversation_ids(options) -> list[str]:
     return [f"c{number}" for number in range(options.conversations)]
 
 
+prepared: dict = {}
+preparing = Semaphore()
+
+
+def prepare_server(host: str, conversation_ids: list[str]) -> dict:
+    """Once per Locust process, however many receivers it spawns: create the conversations
+    (idempotent: whoever comes first, publisher or receiver) and read where the WebSocket listens.
+    A request per receiver would cost a connection each: 10,000 receivers would leave tens of
+    thousands of sockets in TIME_WAIT and run out of ephemeral ports."""
+    with preparing:
+        if host not in prepared:
+            with requests.Session() as session:
+                for cid in conversation_ids:
+                    session.post(f"{host}/api/conversations", json={"id": cid}, timeout=10).raise_for_status()
+                config = session.get(f"{host}/api/config", timeout=10).json()
+            prepared[host] = {"ws_url": config.get("ws_url") or f"ws://127.0.0.1:{config['ws_port']}"}
+        return prepared[host]
+
+
 class Publisher(FastHttpUser):
     """Sends messages round-robin over the conversations, evenly spaced: open loop."""
     fixed_count = 1
+
+    def __init__(self, environment):
+        options = environment.parsed_options
+        if options and options.publish_host:
+            self.host = options.publish_host   # before FastHttpUser builds its client from it
+        super().__init__(environment)
 
     def on_start(self):
         options = self.environment.parsed_options
@@ -84,8 +113,7 @@ class Receiver:
         self.cid = ids[next(receiver_numbers) % len(ids)]
         self.last_seq = 0
         self.subscribed_at = time.time()
-        # idempotent: whoever comes first (publisher or receiver) creates the conversation
-        requests.post(f"{self.host}/api/conversations", json={"id": self.cid}, timeout=10)
+        prepare_server(self.host, ids)
 
     def report(self, name: str, started: float, response_time_ms: float, length: int = 0, error=None):
         self.environment.events.request.fire(
@@ -134,7 +162,8 @@ class ShortPoller(Receiver, FastHttpUser):
         self.subscribe()
         self.interval = self.environment.parsed_options.poll_interval
         self.pace = pacing.open_loop(1.0 / self.interval, constant=True)
-        self._due = time.monotonic() - random.uniform(0, self.interval)   # spread the users' phases
+        time.sleep(random.uniform(0, self.interval))   # spread the users' phases over one interval
+        self._due = time.monotonic()                   # the first poll is due now
 
     def wait_time(self):
         return self.pace(self)
@@ -206,11 +235,7 @@ class WebSocketReceiver(Receiver, User):
     def on_start(self):
         self.subscribe()
         options = self.environment.parsed_options
-        if options.ws_url:
-            self.ws_base = options.ws_url
-        else:
-            config = requests.get(f"{self.host}/api/config", timeout=10).json()
-            self.ws_base = config.get("ws_url") or f"ws://127.0.0.1:{config['ws_port']}"
+        self.ws_base = options.ws_url or prepare_server(self.host, [])["ws_url"]
 
     @task
     def listen(self):
@@ -223,7 +248,7 @@ class WebSocketReceiver(Receiver, User):
             return
         self.report("connect", started, (time.time() - started) * 1000)
         try:
-            connection.settimeout(1.0)
+            connection.settimeout(2.0)   # to notice the end of the run; 10,000 idle clients wake 5,000 times a second
             connection.send(json.dumps({"after": self.last_seq}))
             while not self.stopping():
                 try:
