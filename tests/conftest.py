@@ -74,10 +74,13 @@ def postgres_database_url(postgres_url):
 
 class RealtimeServer:
     """Chapter 1's server (demos.realtime_delivery.server) as a real process. ``kill()`` is SIGKILL;
-    ``start()`` again brings it back on the same ports and the same data."""
+    ``start()`` again brings it back on the same ports and the same data. ``argv``: more options
+    (``["--processes", "2"]``)."""
 
-    def __init__(self, folder: Path, env: dict):
-        self.folder, self.env = folder, {"DATA_DIR": str(folder / "data"), **env}
+    def __init__(self, folder: Path, env: dict, argv: tuple = ()):
+        # BROKER_URL from the caller's shell (`make servers` prints one) must not change the test
+        self.env = {"DATA_DIR": str(folder / "data"), "BROKER_URL": "", **env}
+        self.folder, self.argv = folder, list(argv)
         self.port, self.ws_port = free_port(), free_port()
         self.url, self.ws_url = f"http://127.0.0.1:{self.port}", f"ws://127.0.0.1:{self.ws_port}"
         self.service: Service | None = None
@@ -87,7 +90,7 @@ class RealtimeServer:
         self.starts += 1
         self.service = Service(f"realtime-{self.starts}",
                                [sys.executable, "-m", "demos.realtime_delivery.server",
-                                "--port", str(self.port), "--ws-port", str(self.ws_port)],
+                                "--port", str(self.port), "--ws-port", str(self.ws_port), *self.argv],
                                log_path=self.folder / f"server-{self.starts}.log",
                                ready=http_ready(f"{self.url}/health"), env=self.env)
         self.service.start()
@@ -103,11 +106,12 @@ class RealtimeServer:
 
 @pytest.fixture
 def realtime(tmp_path):
-    """Factory: ``realtime(env={"WINDOW_LENGTH": "20"})`` starts the chapter 1 server; stopped after the test."""
+    """Factory: ``realtime(env={"WINDOW_LENGTH": "20"}, argv=["--processes", "2"])`` starts the
+    chapter 1 server; stopped after the test."""
     started = []
 
-    def start(env: dict | None = None) -> RealtimeServer:
-        server = RealtimeServer(tmp_path / f"realtime-{len(started)}", env or {})
+    def start(env: dict | None = None, argv: tuple = ()) -> RealtimeServer:
+        server = RealtimeServer(tmp_path / f"realtime-{len(started)}", env or {}, argv)
         started.append(server)
         return server.start()
 

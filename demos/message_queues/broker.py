@@ -11,6 +11,7 @@ import os
 
 from kombu import Connection, Exchange, Queue
 
+from ..brokers import BrokerUnavailable, checked
 from . import filesystem_broker
 
 # Jobs go through the default exchange straight to a durable queue named for the channel, as in
@@ -19,14 +20,6 @@ DEFAULT_EXCHANGE = Exchange("")
 QUEUES = {channel: Queue(f"registration.{channel}", DEFAULT_EXCHANGE, routing_key=f"registration.{channel}",
                          durable=True)
           for channel in ("email", "sms")}
-START_HINTS = {
-    "amqp": "start RabbitMQ with `python -m load.servers rabbitmq`",
-    "redis": "start Redis with `python -m load.servers redis`",
-}
-
-
-class BrokerUnavailable(RuntimeError):
-    pass
 
 
 def connect(broker_url: str, visibility_timeout_s: float = 30) -> Connection:
@@ -53,16 +46,7 @@ def connect(broker_url: str, visibility_timeout_s: float = 30) -> Connection:
         })
     else:
         connection = Connection(broker_url, transport_options={"confirm_publish": True})
-    try:
-        connection.ensure_connection(max_retries=2, interval_start=0.2, interval_step=0.2)
-    except Exception as error:
-        scheme = broker_url.split(":", 1)[0]
-        hint = START_HINTS.get(scheme, "check the URL")
-        raise BrokerUnavailable(
-            f"broker not reachable at {broker_url} ({error}): {hint}, or unset BROKER_URL "
-            f"to use the embedded filesystem broker"
-        ) from error
-    return connection
+    return checked(connection, broker_url, "to use the embedded filesystem broker")
 
 
 def declare(connection: Connection) -> None:

@@ -1,31 +1,59 @@
-"""Run all four transports in one process: ``python -m demos.realtime_delivery.server --port 8000 --ws-port 8001``.
+"""Run all four transports: ``python -m demos.realtime_delivery.server --port 8000 --ws-port 8001``.
 
 gevent (monkey-patched first thing, before anything imports sockets or threads): Flask under
 gevent's WSGI server for HTTP (short poll, long poll, SSE) on ``--port``, and a ``StreamServer``
-speaking WebSocket on ``--ws-port``. No broker and no polling on the fan-out path: a stored message
-wakes its waiters in the same process. Settings come from the environment (see ``settings``).
-SIGTERM or Ctrl-C stops it; SIGKILL loses nothing that was acknowledged.
+speaking WebSocket on ``--ws-port``. Settings come from the environment (see ``settings``).
+
+One process or several:
+
+- By default one process, and no broker and no polling on the fan-out path: a stored message wakes
+  its waiters in the same process, in the same call (``hub``). Nothing to install, nothing added
+  to the latency; but one process under gevent uses one core, whatever the machine has.
+- ``--processes N`` with ``BROKER_URL`` (Redis or RabbitMQ): this process binds both listening
+  sockets, then forks N workers that accept on both (the kernel hands each new connection to one
+  of them). Each worker opens its own store connection and hub after the fork and learns of the
+  others' messages through the broker (``fanout``: one hop, about 1 ms added on loopback; the
+  store, not the broker, stays the truth). The parent restarts a worker that dies. Separate
+  servers on other ports or machines, sharing the database and ``BROKER_URL``, work the same way.
+- ``--processes N`` without ``BROKER_URL`` is refused: each worker's hub would wake only its own
+  clients, and a message sent to one worker would reach the others' clients only when they poll.
+
+SIGTERM or Ctrl-C stops it (the parent stops its workers); SIGKILL loses nothing acknowledged.
 """
 from gevent import monkey
 
 monkey.patch_all()
 
 import argparse  # noqa: E402  (after the patching, on purpose)
+import os  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+from typing import Optional  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
+from gevent.os import fork_and_watch  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
+from gevent.queue import Queue  # noqa: E402
 from gevent.server import StreamServer  # noqa: E402
+from kombu.utils.url import maybe_sanitize_url  # noqa: E402
 
 from . import websocket  # noqa: E402
 from .app import create_app  # noqa: E402
+from .fanout import BrokerUnavailable, Fanout, check_reachable  # noqa: E402
 from .hub import Hub  # noqa: E402
 from .settings import Settings  # noqa: E402
 from .store import Store  # noqa: E402
 
-BACKLOG = 2048   # many clients connect at once in the loads
+BACKLOG = 2048            # many clients connect at once in the loads
+RESTART_DELAY_S = 1.0     # a worker that dies at once, again and again, is restarted once a second
+STOP_TIMEOUT_S = 5.0      # after SIGTERM, how long workers have before SIGKILL
+NEEDS_BROKER = ("--processes {n} needs BROKER_URL: without a broker each worker's hub wakes only its "
+                "own clients, so a message sent to one worker would not reach the others' clients. "
+                "Start Redis with `make servers` (it prints the BROKER_URL to use) and set BROKER_URL, "
+                "or run one process")
 
 
 def no_delay(handle):
@@ -45,23 +73,41 @@ def prune_forever(store: Store, interval_s: float) -> None:
         store.prune()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000, help="HTTP: pages, polling, SSE")
-    parser.add_argument("--ws-port", type=int, default=8001, help="WebSocket")
-    args = parser.parse_args()
-    settings = Settings.from_env()
-    store = Store(settings.database_url, settings.window_length, settings.window_age_s)
-    store.prune()
-    hub = Hub(store)
+def stop_when_orphaned(parent_pid: int, stop: Event) -> None:
+    """A worker whose parent is gone (SIGKILLed) stops too, rather than serving on unsupervised."""
+    while os.getppid() == parent_pid:
+        gevent.sleep(1.0)
+    stop.set()
 
-    ws_server = StreamServer((args.host, args.ws_port), no_delay(websocket.handler(hub, settings)),
-                             backlog=BACKLOG)
+
+def listen(host: str, port: int) -> socket.socket:
+    return socket.create_server((host, port), backlog=BACKLOG)
+
+
+def describe(settings: Settings) -> str:
+    broker = f"; broker {maybe_sanitize_url(settings.broker_url)}" if settings.broker_url else ""
+    return f"database {settings.database_url}{broker}"
+
+
+def serve(http_listener: socket.socket, ws_listener: socket.socket, settings: Settings,
+          worker: str = "", parent_pid: Optional[int] = None) -> int:
+    """Serve both sockets from this process until SIGTERM or SIGINT; the exit code."""
+    store = Store(settings.database_url, settings.window_length, settings.window_age_s)
+    if not worker:
+        store.prune()   # with workers, the parent has done it
+    hub = Hub(store)
+    fanout = None
+    if settings.broker_url:
+        try:
+            fanout = Fanout(hub, settings.broker_url).start()
+        except BrokerUnavailable as problem:
+            print(f"error: {problem}", file=sys.stderr, flush=True)
+            return 1
+
+    ws_server = StreamServer(ws_listener, no_delay(websocket.handler(hub, settings)))
     ws_server.start()
     ws_port = ws_server.server_port
-    http_server = WSGIServer((args.host, args.port), create_app(hub, settings, ws_port),
-                             log=None, backlog=BACKLOG)
+    http_server = WSGIServer(http_listener, create_app(hub, settings, ws_port), log=None)
     http_server.handle = no_delay(http_server.handle)
     http_server.start()
     gevent.spawn(prune_forever, store, min(60.0, settings.window_age_s / 10))
@@ -69,13 +115,125 @@ def main() -> None:
     stop = Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stop.set)
-    print(f"serving HTTP on http://{args.host}:{http_server.server_port} and WebSocket on "
-          f"ws://{args.host}:{ws_port}/ws/<conversation>; database {settings.database_url}", flush=True)
+    if parent_pid is not None:
+        gevent.spawn(stop_when_orphaned, parent_pid, stop)
+    host = http_server.server_host
+    if worker:
+        print(f"{worker} (pid {os.getpid()}) serving", flush=True)
+    else:
+        print(f"serving HTTP on http://{host}:{http_server.server_port} and WebSocket on "
+              f"ws://{host}:{ws_port}/ws/<conversation>; {describe(settings)}", flush=True)
     stop.wait()
-    print("stopping", flush=True)
+    print(f"{worker or 'server'} stopping", flush=True)
     http_server.stop(timeout=1)
     ws_server.stop(timeout=1)
+    if fanout is not None:
+        fanout.stop()
     store.close()
+    return 0
+
+
+def exit_reason(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    return f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+
+
+def supervise(count: int, http_listener: socket.socket, ws_listener: socket.socket,
+              settings: Settings) -> int:
+    """Fork ``count`` workers serving both sockets; restart any that dies; stop them all on
+    SIGTERM or SIGINT. gevent's fork reinitialises the event loop in each child."""
+    stopping, exits = Event(), Queue()
+    workers: dict[int, int] = {}   # pid -> worker number
+
+    def on_signal() -> None:
+        stopping.set()
+        exits.put_nowait(None)     # wakes the loop below
+
+    handlers = [gevent.signal_handler(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)]
+    parent_pid = os.getpid()
+
+    def start(number: int) -> None:
+        # ref=True: the watcher keeps the parent's event loop running while the worker lives
+        pid = fork_and_watch(callback=lambda watcher: exits.put_nowait((watcher.pid, watcher.rstatus)), ref=True)
+        if pid == 0:   # the worker: never returns into the parent's code
+            code = 1
+            try:
+                for handler in handlers:
+                    handler.cancel()
+                code = serve(http_listener, ws_listener, settings, f"worker {number}", parent_pid)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        workers[pid] = number
+
+    for number in range(1, count + 1):
+        start(number)
+    host, port = http_listener.getsockname()[:2]
+    print(f"serving HTTP on http://{host}:{port} and WebSocket on ws://{host}:{ws_listener.getsockname()[1]}"
+          f"/ws/<conversation> from {count} worker processes (pids {', '.join(map(str, workers))}); "
+          f"{describe(settings)}", flush=True)
+
+    while not stopping.is_set():
+        event = exits.get()
+        if event is None or event[0] not in workers:
+            continue
+        pid, status = event
+        number = workers.pop(pid)
+        print(f"worker {number} (pid {pid}) {exit_reason(status)}; restarting it", flush=True)
+        if stopping.wait(RESTART_DELAY_S):   # it died because everything is stopping: no restart
+            break
+        start(number)
+
+    print(f"stopping {len(workers)} workers", flush=True)
+    for pid in workers:
+        with_pid_gone(os.kill, pid, signal.SIGTERM)
+    with gevent.Timeout(STOP_TIMEOUT_S, False):
+        while workers:
+            event = exits.get()
+            if event is not None:
+                workers.pop(event[0], None)
+    for pid in workers:   # still there after the grace period
+        print(f"worker (pid {pid}) did not stop within {STOP_TIMEOUT_S:g} s: SIGKILL", flush=True)
+        with_pid_gone(os.kill, pid, signal.SIGKILL)
+    return 0
+
+
+def with_pid_gone(call, pid: int, *args) -> None:
+    try:
+        call(pid, *args)
+    except ProcessLookupError:
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="HTTP: pages, polling, SSE")
+    parser.add_argument("--ws-port", type=int, default=8001, help="WebSocket")
+    parser.add_argument("--processes", type=int, default=1, metavar="N",
+                        help="worker processes sharing both ports (N > 1 needs BROKER_URL)")
+    args = parser.parse_args()
+    if args.processes < 1:
+        parser.error("--processes must be at least 1")
+    settings = Settings.from_env()
+    if args.processes > 1 and not settings.broker_url:
+        sys.exit("error: " + NEEDS_BROKER.format(n=args.processes))
+    if settings.broker_url:
+        try:
+            check_reachable(settings.broker_url)
+        except BrokerUnavailable as problem:
+            sys.exit(f"error: {problem}")
+
+    http_listener, ws_listener = listen(args.host, args.port), listen(args.host, args.ws_port)
+    if args.processes == 1:
+        sys.exit(serve(http_listener, ws_listener, settings))
+    store = Store(settings.database_url, settings.window_length, settings.window_age_s)
+    store.prune()   # once, and a bad DATABASE_URL fails here rather than in every worker
+    store.close()   # no connection crosses the fork
+    sys.exit(supervise(args.processes, http_listener, ws_listener, settings))
 
 
 if __name__ == "__main__":

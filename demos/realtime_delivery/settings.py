@@ -7,7 +7,10 @@
 - ``LONG_POLL_TIMEOUT`` (90 s, the article's hold limit) and ``SSE_HEARTBEAT_S`` (15 s);
 - WebSocket limits: ``WS_MAX_PENDING_BYTES`` (256 KiB of unsent frames before a slow client is
   closed with 1013), ``WS_MAX_FRAME_BYTES`` (64 KiB per incoming message, else close 1009) and
-  ``WS_HELLO_TIMEOUT_S`` (10 s to send the handshake and ``{"after": N}``).
+  ``WS_HELLO_TIMEOUT_S`` (10 s to send the handshake and ``{"after": N}``);
+- ``BROKER_URL`` (unset by default): ``redis://host:port/db`` or ``amqp://user:pass@host:port//``
+  to ring the other server processes' doorbells through a broker (see ``fanout``); unset, a
+  stored message wakes only this process's clients, with nothing in between.
 """
 import os
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ class Settings:
     ws_max_pending_bytes: int = 256 * 1024
     ws_max_frame_bytes: int = 64 * 1024
     ws_hello_timeout_s: float = 10.0
+    broker_url: str = ""
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -39,4 +43,5 @@ class Settings:
             ws_max_pending_bytes=int(env("WS_MAX_PENDING_BYTES", 256 * 1024)),
             ws_max_frame_bytes=int(env("WS_MAX_FRAME_BYTES", 64 * 1024)),
             ws_hello_timeout_s=float(env("WS_HELLO_TIMEOUT_S", 10)),
+            broker_url=env("BROKER_URL", ""),
         )

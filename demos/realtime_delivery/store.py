@@ -143,6 +143,23 @@ class Store:
         with self.lock:
             return self.db.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation,)).fetchone() is not None
 
+    def last_seq(self, conversation: str) -> Optional[int]:
+        """The last number handed out in the conversation (0 before its first message); None if
+        there is no such conversation."""
+        with self.lock:
+            row = self.db.execute("SELECT last_seq FROM conversations WHERE id = ?", (conversation,)).fetchone()
+        return None if row is None else row[0]
+
+    def last_seqs(self, conversations: list) -> dict:
+        """``last_seq`` of many conversations in a few queries: ``{id: last_seq}``, unknown ones left out."""
+        found: dict = {}
+        with self.lock:
+            for start in range(0, len(conversations), 500):   # SQLite's limit on parameters is higher
+                chunk = conversations[start:start + 500]
+                found.update(self.db.execute("SELECT id, last_seq FROM conversations WHERE id IN"
+                                             f" ({','.join('?' * len(chunk))})", chunk))
+        return found
+
     def append(self, conversation: str, sender: str, body: str, client_ts: Optional[float] = None,
                now: Optional[float] = None) -> Message:
         """Store a message under the conversation's next number; committed when this returns."""
