@@ -26,6 +26,7 @@ monkey.patch_all()
 
 import argparse  # noqa: E402  (after the patching, on purpose)
 import os  # noqa: E402
+import resource  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
@@ -208,6 +209,19 @@ def with_pid_gone(call, pid: int, *args) -> None:
         pass
 
 
+def raise_open_files_limit() -> int:
+    """One file descriptor per client: take as many as the hard limit allows (a shell's default
+    soft limit, often 1,024, would refuse clients long before memory runs out). Returns the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard != resource.RLIM_INFINITY:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -227,6 +241,10 @@ def main() -> None:
         except BrokerUnavailable as problem:
             sys.exit(f"error: {problem}")
 
+    open_files = raise_open_files_limit()
+    if open_files < 4096:
+        print(f"note: at most {open_files} open files per process, so fewer clients: raise the hard limit "
+              f"(`ulimit -Hn`, /etc/security/limits.conf) to hold thousands", flush=True)
     http_listener, ws_listener = listen(args.host, args.port), listen(args.host, args.ws_port)
     if args.processes == 1:
         sys.exit(serve(http_listener, ws_listener, settings))

@@ -107,13 +107,19 @@ class Receiver:
     """What every transport's receiver does with what it gets: check order, report latency."""
     transport = ""
 
-    def subscribe(self):
+    def subscribe(self, streaming: bool = False):
+        """Pick a conversation. A poller is subscribed from its first poll on; a stream only once
+        connected (``mark_subscribed``): over a slow link connecting takes round trips, and what
+        was published meanwhile comes as a replay, not as a push."""
         options = self.environment.parsed_options
         ids = conversation_ids(options)
         self.cid = ids[next(receiver_numbers) % len(ids)]
         self.last_seq = 0
-        self.subscribed_at = time.time()
         prepare_server(self.host, ids)
+        self.subscribed_at = float("inf") if streaming else time.time()
+
+    def mark_subscribed(self):
+        self.subscribed_at = min(self.subscribed_at, time.time())   # the first connection only
 
     def report(self, name: str, started: float, response_time_ms: float, length: int = 0, error=None):
         self.environment.events.request.fire(
@@ -198,7 +204,7 @@ class SseReceiver(Receiver, User):
     transport = "sse"
 
     def on_start(self):
-        self.subscribe()
+        self.subscribe(streaming=True)
         self.session = requests.Session()
 
     @task
@@ -209,6 +215,7 @@ class SseReceiver(Receiver, User):
         try:
             with self.session.get(url, headers=headers, stream=True, timeout=(10, 30)) as response:   # heartbeats every 15 s
                 self.report("connect", started, (time.time() - started) * 1000)
+                self.mark_subscribed()
                 event, data = "message", []
                 for line in response.iter_lines(chunk_size=None, decode_unicode=True):
                     if self.stopping():
@@ -233,7 +240,7 @@ class WebSocketReceiver(Receiver, User):
     transport = "websocket"
 
     def on_start(self):
-        self.subscribe()
+        self.subscribe(streaming=True)
         options = self.environment.parsed_options
         self.ws_base = options.ws_url or prepare_server(self.host, [])["ws_url"]
 
@@ -260,6 +267,8 @@ class WebSocketReceiver(Receiver, User):
                 message = json.loads(frame)
                 if message.get("type") in ("message", "gap"):
                     self.receive(message)
+                elif message.get("type") == "subscribed":
+                    self.mark_subscribed()      # what came before was the replay of what it missed
         except (OSError, websocket.WebSocketException):
             pass
         finally:

@@ -73,7 +73,8 @@ def start_server(run: Run) -> Server:
     url = f"http://127.0.0.1:{port}"
     run.service("im-server", [sys.executable, "-m", "demos.realtime_delivery.server",
                               "--port", str(port), "--ws-port", str(ws_port)],
-                env={"DATA_DIR": str(run.dir / "data")}, ready=http_ready(f"{url}/health"))
+                env={"DATA_DIR": str(run.dir / "data"), "BROKER_URL": ""},   # one process, in-process fan-out
+                ready=http_ready(f"{url}/health"))
     return Server(url, port, ws_port)
 
 
