@@ -298,11 +298,17 @@ def _watch_cpu(process: subprocess.Popen, workers_grace_s: float = 30.0) -> dict
 
 
 def _read_process_reports(raw_dir: Path) -> dict:
-    totals = {"iterations": 0, "behind": 0, "ramping": 0, "cpu_warning": False}
+    totals = {"iterations": 0, "behind": 0, "ramping": 0, "cpu_warning": False,
+              "spawned_at": None, "stopping_at": None}
     for path in raw_dir.glob("process-*.json"):
         report = json.loads(path.read_text())
         for count in ("iterations", "behind", "ramping"):
             totals[count] += report.get(count, 0)
+        # the load is whole once the last process has spawned its users, and ends with the first to stop
+        if report.get("spawned_at"):
+            totals["spawned_at"] = max(totals["spawned_at"] or 0, report["spawned_at"])
+        if report.get("stopping_at"):
+            totals["stopping_at"] = min(totals["stopping_at"] or math.inf, report["stopping_at"])
         totals["cpu_warning"] |= report["cpu_warning"]
     return totals
 

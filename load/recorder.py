@@ -3,7 +3,8 @@
 Options (Locust's own style: flags, or ``LOCUST_*`` environment variables, shown in the web UI):
 ``--arrival-rate R`` makes the load open loop with R arrivals a second in total (Poisson), else
 it is closed loop; ``--raw-dir DIR`` keeps every request in ``requests-<pid>.csv`` and writes
-``process-<pid>.json`` (iterations, how many fell behind pace, Locust's CPU warning) at the end.
+``process-<pid>.json`` (iterations, how many fell behind pace, Locust's CPU warning, when all users
+had spawned and when the run began to stop) at the end.
 """
 import csv
 import json
@@ -71,6 +72,12 @@ def _record(request_type, name, response_time, response_length, exception, start
 @events.spawning_complete.add_listener
 def _spawning_complete(**_):
     pacing.spawning["complete"] = True   # fired in every worker too, once the master has spawned all users
+    state.setdefault("spawned_at", time.time())
+
+
+@events.test_stopping.add_listener
+def _test_stopping(**_):
+    state.setdefault("stopping_at", time.time())
 
 
 @events.cpu_warning.add_listener
@@ -84,6 +91,7 @@ def _write_report(environment, **_):
         return
     state["file"].close()
     state["file"] = state["writer"] = None
-    report = dict(pacing.counts, pid=os.getpid(), cpu_warning=state["cpu_warning"])
+    report = dict(pacing.counts, pid=os.getpid(), cpu_warning=state["cpu_warning"],
+                  spawned_at=state.get("spawned_at"), stopping_at=state.get("stopping_at"))
     with open(os.path.join(state["raw_dir"], f"process-{os.getpid()}.json"), "w") as out:
         json.dump(report, out)

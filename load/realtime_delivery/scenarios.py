@@ -4,7 +4,8 @@ All open loop: publishers send at a fixed rate whatever the receivers do, and re
 end-to-end delivery latency of every message (see locustfile.py). The server's ``/stats`` (its
 counters, CPU seconds and resident memory) is sampled once a second into ``samples.jsonl``, so the
 notebook divides CPU by deliveries, and memory by clients held, over the steady part of a run only
-(``notes.steady_window``: after every receiver has connected).
+(``notes.steady_window``: from a second after Locust spawned the last receiver until the load
+began to stop).
 
 - ``latency``: each transport with many receivers spread over conversations, at a low and a
   high message rate: latency distribution, requests per delivered message, server CPU per delivery.
@@ -18,7 +19,6 @@ notebook divides CPU by deliveries, and memory by clients held, over the steady 
 """
 import contextlib
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +26,10 @@ from load.harness import Harness, Run, get_json, http_ready
 from load.servers import free_port
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
-RECEIVERS = {"short-poll": "ShortPoller", "long-poll": "LongPoller", "sse": "SseReceiver",
-             "websocket": "WebSocketReceiver"}
+RECEIVERS = {"short-poll": ["ShortPoller"], "long-poll": ["LongPoller"], "sse": ["SseReceiver"],
+             "websocket": ["WebSocketReceiver"]}   # transport "none": the publisher alone
 SPAWN_RATE = 200          # receivers connected per second
-STEADY_AFTER_SPAWN_S = 1  # the first second after the last receiver connected is not steady yet
+STEADY_AFTER_SPAWN_S = 1  # after Locust spawned the last receiver, a second to connect it (2 RTT and more)
 
 # The load generator and the server share the machine (2 cores for the reference set). Latency
 # runs use 2 Locust processes: with one, 1,000 receivers kept its core full. At 100 messages/s to
@@ -97,21 +97,27 @@ def drive(run: Run, server: Server, transport: str, *, receivers: int, conversat
     with contextlib.ExitStack() as sampling:
         for name, url in {"samples": f"{server.url}/stats", **dict(samples)}.items():
             sampling.enter_context(run.sampling(url, name=name))
-        started = time.time()
-        run.locust(LOCUSTFILE, host=host or server.url, users=receivers + 1, spawn_rate=spawn_rate,
+        result = run.locust(LOCUSTFILE, host=host or server.url, users=receivers + 1, spawn_rate=spawn_rate,
                    run_time_s=seconds + spawn_s, processes=processes,
                    extra_args=("--conversations", str(conversations), "--message-rate", f"{rate:g}",
                                "--poll-interval", f"{interval:g}", "--long-poll-timeout", f"{long_poll_timeout_s:g}",
-                               "--stop-timeout", "5", *extra_args, "Publisher", RECEIVERS[transport]))
-    run.notes["steady_window"] = [round(started + spawn_s + STEADY_AFTER_SPAWN_S, 3),
-                                  round(started + spawn_s + seconds, 3)]
+                               "--stop-timeout", "5", *extra_args, "Publisher", *RECEIVERS.get(transport, ())))
+    spawned, stopping = result.pacing["spawned_at"], result.pacing["stopping_at"]
+    if spawned and stopping:   # else Locust never got going: the run is invalid and says why
+        run.notes["steady_window"] = [round(spawned + STEADY_AFTER_SPAWN_S, 3), round(stopping, 3)]
     run.save_json("service", get_json(f"{server.url}/stats"))
 
 
 def latency(h: Harness) -> None:
-    """Open loop: every transport at a low and a high message rate, many receivers."""
+    """Open loop: every transport at a low and a high message rate, many receivers. Before them,
+    the publisher alone at that rate: the server's CPU for taking the messages (and idling), which
+    the notebook subtracts to get the CPU that delivering them costs."""
     size = SIZES[h.size]["latency"]
     for rate in size["rates"]:
+        with h.run(f"publish-only-r{rate}", transport="none", rate=rate, loop="open", receivers=0,
+                   conversations=size["conversations"]) as run:
+            drive(run, start_server(run), "none", receivers=0, conversations=size["conversations"], rate=rate,
+                  seconds=size["seconds"])
         for transport in RECEIVERS:
             with h.run(f"{transport}-r{rate}", transport=transport, rate=rate, loop="open",
                        receivers=size["receivers"], conversations=size["conversations"],

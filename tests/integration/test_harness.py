@@ -101,3 +101,27 @@ def test_ctrl_c_during_a_run_stops_every_service(tmp_path):
     assert "interrupted" in "".join(output)
     assert processes_with_data_dir(tmp_path) == []
     assert (next(tmp_path.glob("04-message-queues/latency/*/rep-1/meta.json"))).exists()
+
+
+def test_a_run_over_two_locust_processes_reads_both_workers_and_samples_the_service(tmp_path):
+    """Locust's --processes workers write their reports after the master exits; the harness must
+    wait for them (it once read the pacing report before the publisher's worker had written it)."""
+    from load.realtime_delivery import scenarios as realtime
+
+    harness = Harness("01-realtime-delivery", "smoke", 1, tmp_path, "check")
+    with harness.run("two-processes") as run:
+        server = realtime.start_server(run)
+        realtime.drive(run, server, "long-poll", receivers=20, conversations=2, rate=10, seconds=3, processes=2)
+    result = run.locust_result
+    reports = sorted((run.dir / "raw").glob("process-*.json"))
+    assert len(reports) == 3                                      # the master and both workers
+    assert result.loadgen["processes"] == 3
+    assert result.pacing["iterations"] >= 20, result.pacing       # the publisher's worker was read
+    delivered = result.summary["by_name"]["deliver long-poll"]["requests"]
+    assert delivered > 100 and result.summary["failures"] == 0
+    samples = [json.loads(line) for line in (run.dir / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) >= 3 and all("error" not in row for row in samples)
+    assert samples[-1]["process.cpu_s"] > samples[0]["process.cpu_s"]
+    assert samples[-1]["deliveries.long_poll"] > samples[0].get("deliveries.long_poll", 0)
+    start, end = json.loads((run.dir / "meta.json").read_text())["notes"]["steady_window"]
+    assert samples[0]["t"] < start < end <= samples[-1]["t"] + 1
