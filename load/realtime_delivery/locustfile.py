@@ -115,7 +115,7 @@ class Receiver:
         ids = conversation_ids(options)
         self.cid = ids[next(receiver_numbers) % len(ids)]
         self.last_seq = 0
-        prepare_server(self.host, ids)
+        prepare_server(options.publish_host or self.host, ids)   # set-up, not the measured link
         self.subscribed_at = float("inf") if streaming else time.time()
 
     def mark_subscribed(self):
@@ -242,7 +242,7 @@ class WebSocketReceiver(Receiver, User):
     def on_start(self):
         self.subscribe(streaming=True)
         options = self.environment.parsed_options
-        self.ws_base = options.ws_url or prepare_server(self.host, [])["ws_url"]
+        self.ws_base = options.ws_url or prepare_server(options.publish_host or self.host, [])["ws_url"]
 
     @task
     def listen(self):

@@ -4,8 +4,8 @@ All open loop: publishers send at a fixed rate whatever the receivers do, and re
 end-to-end delivery latency of every message (see locustfile.py). The server's ``/stats`` (its
 counters, CPU seconds and resident memory) is sampled once a second into ``samples.jsonl``, so the
 notebook divides CPU by deliveries, and memory by clients held, over the steady part of a run only
-(``notes.steady_window``: from a second after Locust spawned the last receiver until the load
-began to stop).
+(``notes.steady_window``: from two seconds after Locust spawned the last receiver until the
+load began to stop).
 
 - ``latency``: each transport with many receivers spread over conversations, at a low and a
   high message rate: latency distribution, requests per delivered message, server CPU per delivery.
@@ -29,7 +29,7 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 RECEIVERS = {"short-poll": ["ShortPoller"], "long-poll": ["LongPoller"], "sse": ["SseReceiver"],
              "websocket": ["WebSocketReceiver"]}   # transport "none": the publisher alone
 SPAWN_RATE = 200          # receivers connected per second
-STEADY_AFTER_SPAWN_S = 1  # after Locust spawned the last receiver, a second to connect it (2 RTT and more)
+STEADY_AFTER_SPAWN_S = 2  # after Locust spawned the last receiver, time to connect it (3 RTT and more)
 
 # The load generator and the server share the machine (2 cores for the reference set). Latency
 # runs use 2 Locust processes: with one, 1,000 receivers kept its core full. At 100 messages/s to
