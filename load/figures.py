@@ -3,6 +3,7 @@
 The notebook reads ``RESULTS_DIR`` and writes PNGs to ``FIGURES_DIR`` (``<results>/figures``);
 the executed copy, with its outputs, is saved beside them.
 """
+import gzip
 import os
 import shutil
 from pathlib import Path
@@ -39,12 +40,18 @@ def render(slug: str, results_dir: Path, figures_dir: Path | None = None, timeou
 
 
 def make_reference(slug: str, results_dir: Path) -> Path:
-    """Copy a results folder (without databases, broker files and logs) into the chapter."""
+    """Copy a results folder (without databases, broker files and logs, the raw requests gzipped)
+    into the chapter, and render its figures there."""
     reference = ROOT / "chapters" / slug / "reference"
     if reference.exists():
         shutil.rmtree(reference)
     shutil.copytree(results_dir, reference,
                     ignore=shutil.ignore_patterns("data", "logs", "figures", "*.html", "*.log"))
+    for raw in reference.glob("**/raw/requests-*.csv"):   # every request: a fifth of the size gzipped
+        with open(raw, "rb") as plain, open(f"{raw}.gz", "wb") as out, \
+                gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as packed:   # same bytes on every copy
+            shutil.copyfileobj(plain, packed)
+        raw.unlink()
     render(slug, reference)
     (reference / "figures" / notebook_path(slug).name).unlink(missing_ok=True)
     print(f"reference set: {reference}", flush=True)

@@ -3,6 +3,7 @@ and write ``results/<chapter>/<scenario>/<run>/rep-<k>/`` (Locust's CSVs, the ra
 the services report, and ``meta.json``). Services are always stopped, on failure and Ctrl-C too.
 """
 import csv
+import gzip
 import json
 import math
 import os
@@ -314,13 +315,14 @@ def _read_process_reports(raw_dir: Path) -> dict:
 
 
 def read_raw(raw_dir: Path) -> list[dict]:
-    """Every request Locust made, from load/recorder.py's CSVs (one per Locust process).
+    """Every request Locust made, from load/recorder.py's CSVs (one per Locust process, or gzipped).
 
     This, not ``locust_stats.csv``, is the record to count from: Locust writes its CSVs once a
     second and its last write can come before the final requests of the run."""
     rows = []
-    for path in sorted(Path(raw_dir).glob("requests-*.csv")):
-        with open(path, newline="") as raw:
+    paths = sorted([*Path(raw_dir).glob("requests-*.csv"), *Path(raw_dir).glob("requests-*.csv.gz")])
+    for path in paths:   # a reference set keeps them gzipped
+        with (gzip.open(path, "rt", newline="") if path.suffix == ".gz" else open(path, newline="")) as raw:
             for row in csv.DictReader(raw):
                 rows.append({"start_time": float(row["start_time"]), "name": row["name"],
                              "response_time_ms": float(row["response_time_ms"]), "ok": row["ok"] == "1"})
