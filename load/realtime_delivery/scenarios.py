@@ -21,6 +21,7 @@ import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from load.harness import Harness, Run, get_json, http_ready
 from load.servers import free_port
@@ -90,18 +91,19 @@ def start_delay_proxy(run: Run, name: str, target_port: int, rtt_ms: float) -> t
 
 def drive(run: Run, server: Server, transport: str, *, receivers: int, conversations: int, rate: float,
           seconds: float, processes: int = 1, interval: float = 1.0, spawn_rate: int = SPAWN_RATE,
-          host: str = "", long_poll_timeout_s: float = 30, samples: dict = (), extra_args: tuple = ()) -> None:
+          host: str = "", long_poll_timeout_s: float = 30, samples: Optional[dict] = None,
+          extra_args: tuple = ()) -> None:
     """One Locust run: a publisher at ``rate`` messages/s and ``receivers`` on ``transport``,
     the server's /stats (and any other ``samples``: name -> URL) sampled once a second."""
-    spawn_s = receivers / spawn_rate
+    options = ("--conversations", str(conversations), "--message-rate", f"{rate:g}",
+               "--poll-interval", f"{interval:g}", "--long-poll-timeout", f"{long_poll_timeout_s:g}",
+               "--stop-timeout", "5", *extra_args)
     with contextlib.ExitStack() as sampling:
-        for name, url in {"samples": f"{server.url}/stats", **dict(samples)}.items():
+        for name, url in {"samples": f"{server.url}/stats", **(samples or {})}.items():
             sampling.enter_context(run.sampling(url, name=name))
         result = run.locust(LOCUSTFILE, host=host or server.url, users=receivers + 1, spawn_rate=spawn_rate,
-                   run_time_s=seconds + spawn_s, processes=processes,
-                   extra_args=("--conversations", str(conversations), "--message-rate", f"{rate:g}",
-                               "--poll-interval", f"{interval:g}", "--long-poll-timeout", f"{long_poll_timeout_s:g}",
-                               "--stop-timeout", "5", *extra_args, "Publisher", *RECEIVERS.get(transport, ())))
+                            run_time_s=seconds + receivers / spawn_rate, processes=processes,
+                            extra_args=(*options, "Publisher", *RECEIVERS.get(transport, ())))
     spawned, stopping = result.pacing["spawned_at"], result.pacing["stopping_at"]
     if spawned and stopping:   # else Locust never got going: the run is invalid and says why
         run.notes["steady_window"] = [round(spawned + STEADY_AFTER_SPAWN_S, 3), round(stopping, 3)]
