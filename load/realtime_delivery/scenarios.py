@@ -13,7 +13,7 @@ load began to stop).
   half the interval on average).
 - ``wan``: each transport with its receivers behind the delay proxy (load/delay_proxy.py) at 50 and
   200 ms round-trip time, the publisher next to the server: latency over a slow link, and the bytes
-  on the wire per delivered message (counted by the proxy).
+  on the wire per delivered message (counted by the proxy) at a low and a high message rate.
 - ``capacity``: as many nearly idle clients as the size says (one message a second to prove they
   are alive) on WebSocket and on long polling: clients held and server memory per client.
 """
@@ -42,20 +42,20 @@ SIZES = {
     "smoke": dict(
         latency=dict(receivers=40, conversations=4, seconds=5, rates=(10,), processes=1),
         interval=dict(receivers=40, conversations=4, seconds=5, rate=10, intervals=(0.5, 1.0)),
-        wan=dict(receivers=20, conversations=2, seconds=5, rate=5, rtts_ms=(50,)),
+        wan=dict(receivers=20, conversations=2, seconds=5, rates=(5,), rtts_ms=(50,)),
         capacity=dict(clients={"websocket": 300, "long-poll": 300}, conversations=10, hold_s=3,
                       spawn_rate=300, processes=1)),
     "default": dict(
         latency=dict(receivers=1000, conversations=50, seconds=12, rates=(10, 50), processes=2),
         interval=dict(receivers=200, conversations=30, seconds=12, rate=20, intervals=(0.25, 0.5, 1.0, 2.0)),
-        wan=dict(receivers=200, conversations=10, seconds=10, rate=10, rtts_ms=(50, 200)),
+        wan=dict(receivers=200, conversations=10, seconds=10, rates=(10, 50), rtts_ms=(50, 200)),
         capacity=dict(clients={"websocket": 10_000, "long-poll": 5_000}, conversations=100, hold_s=8,
                       spawn_rate=500, processes=2)),
     "workshop": dict(
         latency=dict(receivers=2000, conversations=100, seconds=40, rates=(10, 50, 100), processes=4),
         interval=dict(receivers=1000, conversations=100, seconds=40, rate=20,
                       intervals=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0)),
-        wan=dict(receivers=500, conversations=25, seconds=30, rate=10, rtts_ms=(20, 50, 100, 200, 400)),
+        wan=dict(receivers=500, conversations=25, seconds=30, rates=(10, 50), rtts_ms=(20, 50, 100, 200, 400)),
         capacity=dict(clients={"websocket": 15_000, "long-poll": 10_000}, conversations=100, hold_s=20,
                       spawn_rate=500, processes=2)),
 }
@@ -142,19 +142,22 @@ def interval(h: Harness) -> None:
 
 def wan(h: Harness) -> None:
     """Open loop over an emulated wide-area link: receivers behind a delay proxy (one for HTTP,
-    one for WebSocket), the publisher next to the server."""
+    one for WebSocket), the publisher next to the server. Every rate at the first round-trip time
+    (bytes on the wire against the message rate), the first rate at the others (latency against
+    the round trip)."""
     size = SIZES[h.size]["wan"]
     for rtt_ms in size["rtts_ms"]:
-        for transport in RECEIVERS:
-            with h.run(f"{transport}-rtt{rtt_ms}", transport=transport, rate=size["rate"], rtt_ms=rtt_ms,
-                       loop="open", receivers=size["receivers"], conversations=size["conversations"]) as run:
-                server = start_server(run)
-                http_port, http_stats = start_delay_proxy(run, "delay-proxy-http", server.port, rtt_ms)
-                ws_port, ws_stats = start_delay_proxy(run, "delay-proxy-ws", server.ws_port, rtt_ms)
-                drive(run, server, transport, receivers=size["receivers"], conversations=size["conversations"],
-                      rate=size["rate"], seconds=size["seconds"], host=f"http://127.0.0.1:{http_port}",
-                      samples={"proxy-http": http_stats, "proxy-ws": ws_stats},
-                      extra_args=("--publish-host", server.url, "--ws-url", f"ws://127.0.0.1:{ws_port}"))
+        for rate in size["rates"] if rtt_ms == size["rtts_ms"][0] else size["rates"][:1]:
+            for transport in RECEIVERS:
+                with h.run(f"{transport}-rtt{rtt_ms}-r{rate}", transport=transport, rate=rate, rtt_ms=rtt_ms,
+                           loop="open", receivers=size["receivers"], conversations=size["conversations"]) as run:
+                    server = start_server(run)
+                    http_port, http_stats = start_delay_proxy(run, "delay-proxy-http", server.port, rtt_ms)
+                    ws_port, ws_stats = start_delay_proxy(run, "delay-proxy-ws", server.ws_port, rtt_ms)
+                    drive(run, server, transport, receivers=size["receivers"], conversations=size["conversations"],
+                          rate=rate, seconds=size["seconds"], host=f"http://127.0.0.1:{http_port}",
+                          samples={"proxy-http": http_stats, "proxy-ws": ws_stats},
+                          extra_args=("--publish-host", server.url, "--ws-url", f"ws://127.0.0.1:{ws_port}"))
 
 
 def capacity(h: Harness) -> None:
