@@ -150,6 +150,12 @@ class Receiver:
             name = "deliver"
         self.report(name, sent, max(0.0, (now - sent) * 1000), len(message.get("body", "")))
 
+    def poll_page(self, path: str, name: str) -> None:
+        """One poll (the pollers are FastHttpUsers): what it answers is checked and reported."""
+        with self.client.get(path, name=name, catch_response=True) as response:
+            if response.status_code == 200:
+                self.receive_page(response.json())
+
     def receive_page(self, page: dict) -> None:
         if page.get("gap"):
             self.receive({"gap": True, "first_seq": page.get("first_seq")})
@@ -176,10 +182,7 @@ class ShortPoller(Receiver, FastHttpUser):
 
     @task
     def poll(self):
-        with self.client.get(f"/api/conversations/{self.cid}/messages?after={self.last_seq}",
-                             name="poll short", catch_response=True) as response:
-            if response.status_code == 200:
-                self.receive_page(response.json())
+        self.poll_page(f"/api/conversations/{self.cid}/messages?after={self.last_seq}", "poll short")
 
 
 class LongPoller(Receiver, FastHttpUser):
@@ -193,10 +196,7 @@ class LongPoller(Receiver, FastHttpUser):
 
     @task
     def poll(self):
-        with self.client.get(f"/api/conversations/{self.cid}/poll?after={self.last_seq}&timeout={self.hold:g}",
-                             name="poll long", catch_response=True) as response:
-            if response.status_code == 200:
-                self.receive_page(response.json())
+        self.poll_page(f"/api/conversations/{self.cid}/poll?after={self.last_seq}&timeout={self.hold:g}", "poll long")
 
 
 class SseReceiver(Receiver, User):
