@@ -2,8 +2,6 @@
 and write ``results/<chapter>/<scenario>/<run>/rep-<k>/`` (Locust's CSVs, the raw requests, what
 the services report, and ``meta.json``). Services are always stopped, on failure and Ctrl-C too.
 """
-import csv
-import gzip
 import json
 import math
 import os
@@ -24,8 +22,10 @@ from typing import Callable, Iterator, Optional
 
 import psutil
 
+from load import ROOT
+from load.results import percentile, read_raw
 
-ROOT = Path(__file__).resolve().parent.parent
+
 SIZES = ("smoke", "default", "workshop")
 PACKAGES = ("flask", "waitress", "kombu", "redis", "psycopg", "locust", "gevent", "websockets", "matplotlib")
 MAX_BEHIND_FRACTION = 0.01
@@ -312,28 +312,6 @@ def _read_process_reports(raw_dir: Path) -> dict:
             totals["stopping_at"] = min(totals["stopping_at"] or math.inf, report["stopping_at"])
         totals["cpu_warning"] |= report["cpu_warning"]
     return totals
-
-
-def read_raw(raw_dir: Path) -> list[dict]:
-    """Every request Locust made, from load/recorder.py's CSVs (one per Locust process, or gzipped).
-
-    This, not ``locust_stats.csv``, is the record to count from: Locust writes its CSVs once a
-    second and its last write can come before the final requests of the run."""
-    rows = []
-    paths = sorted([*Path(raw_dir).glob("requests-*.csv"), *Path(raw_dir).glob("requests-*.csv.gz")])
-    for path in paths:   # a reference set keeps them gzipped
-        with (gzip.open(path, "rt", newline="") if path.suffix == ".gz" else open(path, newline="")) as raw:
-            for row in csv.DictReader(raw):
-                rows.append({"start_time": float(row["start_time"]), "name": row["name"],
-                             "response_time_ms": float(row["response_time_ms"]), "ok": row["ok"] == "1"})
-    return rows
-
-
-def percentile(sorted_values: list[float], fraction: float) -> Optional[float]:
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
 
 
 def summarize(rows: list[dict], warmup_s: float = 1.0) -> dict:

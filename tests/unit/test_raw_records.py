@@ -1,7 +1,7 @@
 """The raw record of every request reads the same from a results folder and a gzipped reference set."""
 import gzip
 
-from load.harness import read_raw
+from load.results import read_raw
 
 HEADER = "start_time,name,response_time_ms,ok,response_length\n"
 
