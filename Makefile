@@ -1,6 +1,7 @@
 # Two commands for a newcomer (see README.md):
 #   make bench   set up .venv, run every chapter's benchmarks (SIZE=default), render the figures
-#   make test    set up .venv and run the test suite (SIZE=smoke)
+#   make test    set up .venv and run the test suite; its smoke gate runs every scenario at SIZE=smoke
+#                (make test SIZE=default: the gate at the main job's size)
 # One chapter or scenario alone:  make run CHAPTER=04-message-queues SCENARIO=latency SIZE=smoke
 
 SIZE     ?= default
@@ -11,7 +12,7 @@ CHAPTER  ?=
 SCENARIO ?=
 PYTEST_ARGS ?=
 
-.PHONY: bench test run figures list servers reference venv clean
+.PHONY: bench test run figures compare list servers reference venv clean
 
 venv: $(VENV)/.ready
 
@@ -27,8 +28,11 @@ $(VENV)/.ready: requirements.txt
 bench: venv
 	$(PY) -m load all --size $(SIZE)
 
+# the tests' size is smoke unless SIZE is given on the command line or in the environment
+TEST_SIZE := $(if $(filter command line environment,$(origin SIZE)),$(SIZE),smoke)
+
 test: venv
-	SIZE=smoke $(PY) -m pytest $(PYTEST_ARGS)
+	SIZE=$(TEST_SIZE) $(PY) -m pytest $(PYTEST_ARGS)
 
 run: venv
 	$(PY) -m load run $(CHAPTER) $(if $(SCENARIO),--scenario $(SCENARIO)) --size $(SIZE)
@@ -36,8 +40,11 @@ run: venv
 figures: venv
 	$(PY) -m load figures $(CHAPTER)
 
+compare: venv
+	$(PY) -m load compare $(CHAPTER)
+
 list: venv
-	$(PY) -m load list
+	$(PY) -m load list --size $(SIZE)
 
 servers: venv
 	$(PY) -m load.servers

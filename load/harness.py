@@ -7,7 +7,6 @@ import math
 import os
 import platform
 import shlex
-import signal
 import subprocess
 import sys
 import threading
@@ -23,6 +22,9 @@ from typing import Callable, Iterator, Optional
 import psutil
 
 from load import ROOT
+from load.faults import Fault
+from load.processes import (StartFailed, alive, free_port, kill_tree, spawn, stop_tree, tree_cpu_seconds,
+                            wait_until_ready)
 from load.results import percentile, read_raw
 
 
@@ -32,8 +34,8 @@ MAX_BEHIND_FRACTION = 0.01
 MAX_CORE_UTILISATION = 0.90
 
 
-class ServiceFailed(RuntimeError):
-    pass
+class ServiceFailed(StartFailed):
+    """A service exited, or did not get ready, at start; the message ends with its log's tail."""
 
 
 def http_ready(url: str) -> Callable[[], bool]:
@@ -69,25 +71,10 @@ def get_json(url: str, timeout: float = 10) -> dict:
         return json.load(response)
 
 
-def stop_process_group(process: subprocess.Popen, grace_s: float = 5.0) -> None:
-    """SIGTERM the process and everything it started, then SIGKILL whatever is left."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            pass
-        except ProcessLookupError:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)   # stragglers of the group, even after the leader exited
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
 class Service:
-    """A subprocess in its own process group, its output in a log file, started when ready."""
+    """A subprocess in its own process group, its output appended to a log file, started when ready.
+    ``kill()`` then ``start()`` (or ``restart()``) brings it back with the same command, environment
+    and log: with a fixed port in its command, on the same port and data."""
 
     def __init__(self, name: str, argv: list[str], *, log_path: Path, ready: Callable[[], bool],
                  env: Optional[dict] = None, timeout_s: float = 30.0):
@@ -96,31 +83,30 @@ class Service:
         self.process: Optional[subprocess.Popen] = None
 
     def start(self) -> "Service":
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                            env={**os.environ, **(self.env or {})},
-                                            start_new_session=True)
-        deadline = time.monotonic() + self.timeout_s
-        while not self.ready():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                why = (f"exited with code {self.process.returncode}" if self.process.poll() is not None
-                       else f"not ready after {self.timeout_s:.0f} s")
-                self.stop()
-                tail = self.log_path.read_text(errors="replace")[-2000:]
-                raise ServiceFailed(f"{self.name} {why}: {shlex.join(self.argv)}\n--- {self.log_path}\n{tail}")
-            time.sleep(0.05)
+        self.process = spawn(self.argv, self.log_path, env={**os.environ, **(self.env or {})}, cwd=ROOT)
+        try:
+            wait_until_ready(self.ready, self.process, self.name, logs=[self.log_path], timeout_s=self.timeout_s,
+                             interval_s=0.05, failure=ServiceFailed)
+        except ServiceFailed as failed:
+            self.stop()
+            what, _, tails = str(failed).partition("\n")
+            raise ServiceFailed(f"{what}: {shlex.join(self.argv)}\n{tails}") from None
         return self
 
     def stop(self) -> None:
+        """SIGTERM to its process group, then SIGKILL for whatever is left of its tree."""
         if self.process is not None:
-            stop_process_group(self.process)
+            stop_tree(self.process)
 
     def kill(self) -> None:
         """SIGKILL, no grace: the fault the chapters' guarantees are tested against."""
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            kill_tree(self.process)
+
+    def restart(self) -> "Service":
+        """Stop it (if it runs) and start it again: same command, environment and log."""
+        self.stop()
+        return self.start()
 
 
 @dataclass
@@ -151,11 +137,32 @@ class Run:
         print(f"  starting {name}: {shlex.join(argv)}", flush=True)
         return service.start()
 
+    def delay_proxy(self, name: str, target_port: int, rtt_ms: float) -> tuple[int, str]:
+        """A delay proxy (load/delay_proxy.py) in front of ``target_port``, adding ``rtt_ms`` to
+        every round trip, started as the service ``name``; returns its port and its stats URL."""
+        port, stats_port = free_port(), free_port()
+        stats_url = f"http://127.0.0.1:{stats_port}/stats"
+        self.service(name, [sys.executable, "-m", "load.delay_proxy", "--listen", f"127.0.0.1:{port}",
+                            "--target", f"127.0.0.1:{target_port}", "--rtt-ms", f"{rtt_ms:g}",
+                            "--stats-port", str(stats_port)], ready=http_ready(stats_url))
+        return port, stats_url
+
+    @contextmanager
+    def fault(self, target, *, kill_after_s: float, down_s: float) -> Iterator[Fault]:
+        """SIGKILL ``target`` (a Service, or a load.servers Server) ``kill_after_s`` into the block and
+        start it again ``down_s`` later, in a background thread; never leaves it down (see
+        load/faults.py). Recorded in ``notes["faults"]`` as wall-clock times."""
+        fault = Fault(target, kill_after_s, down_s)
+        self.notes.setdefault("faults", []).append(fault.record)
+        print(f"  fault: SIGKILL {target.name} after {kill_after_s:g} s, down for {down_s:g} s", flush=True)
+        with fault:
+            yield fault
+
     def locust(self, locustfile: Path, *, host: str, users: int, run_time_s: float,
                spawn_rate: Optional[float] = None, processes: int = 1, arrival_rate: float = 0.0,
                extra_args: tuple = ()) -> LocustResult:
         raw_dir = self.dir / "raw"
-        command = [sys.executable, "-m", "locust", "-f", str(Path(locustfile).relative_to(ROOT)),
+        command = [sys.executable, "-m", "locust", "-f", shown_path(locustfile),
                    "--headless", "--host", host, "-u", str(users), "-r", str(spawn_rate or users),
                    "-t", f"{math.ceil(run_time_s)}s", "--stop-timeout", "30", "--only-summary",
                    "--csv", str(self.dir / "locust"), "--html", str(self.dir / "locust.html"),
@@ -170,7 +177,9 @@ class Run:
         cpu_before = {service.name: tree_cpu_seconds(service.process.pid) for service in self.services}
         started = time.monotonic()
         with open(self.dir / "locust.log", "wb") as log:
-            process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            # stdin closed: Locust's key listener would stop a run started as a background job (SIGTTOU)
+            process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL)
             try:
                 cpu = _watch_cpu(process)
             finally:
@@ -193,9 +202,8 @@ class Run:
         self.locust_result = LocustResult(command, process.returncode, round(wall, 3), loadgen, pacing,
                                           summary, services_cpu)
         self.save_json("summary", summary)
-        print(f"  locust done in {wall:.1f} s: {summary['requests']} requests, {summary['failures']} failures, "
-              f"median {summary['median_ms']} ms, p95 {summary['p95_ms']} ms, "
-              f"{summary['throughput_per_s']} req/s", flush=True)
+        print(f"  locust done in {wall:.1f} s: {summary['requests']:,} requests, {summary['failures']:,} failures",
+              flush=True)
         return self.locust_result
 
     def save_json(self, name: str, data) -> None:
@@ -234,37 +242,6 @@ class Run:
             service.stop()
 
 
-def kill_tree(process: subprocess.Popen) -> None:
-    """Locust shares our process group (so Ctrl-C reaches it); stop it and its workers."""
-    for child in psutil.Process(process.pid).children(recursive=True):
-        child.kill()
-    process.kill()
-    process.wait()
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its live children (0 when it is gone)."""
-    total = 0.0
-    try:
-        root = psutil.Process(pid)
-        for proc in [root, *root.children(recursive=True)]:
-            try:
-                times = proc.cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
-    except psutil.NoSuchProcess:
-        pass
-    return total
-
-
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def _watch_cpu(process: subprocess.Popen, workers_grace_s: float = 30.0) -> dict:
     """Wait for ``process`` and its children (Locust's ``--processes`` workers, which write their
     reports as they quit, after the master), sampling their CPU seconds once a second."""
@@ -281,15 +258,15 @@ def _watch_cpu(process: subprocess.Popen, workers_grace_s: float = 30.0) -> dict
                 pass
         elif master_gone_at is None:
             master_gone_at = time.monotonic()
-        alive = [proc for proc in seen.values() if _alive(proc)]
-        for proc in alive:
+        running = [proc for proc in seen.values() if alive(proc)]
+        for proc in running:
             try:
                 times = proc.cpu_times()
                 cpu[proc.pid] = times.user + times.system
             except psutil.NoSuchProcess:
                 pass
-        if master_gone_at is not None and (not alive or time.monotonic() - master_gone_at > workers_grace_s):
-            for proc in alive:
+        if master_gone_at is not None and (not running or time.monotonic() - master_gone_at > workers_grace_s):
+            for proc in running:
                 proc.kill()
             return cpu
         try:
@@ -312,6 +289,12 @@ def _read_process_reports(raw_dir: Path) -> dict:
             totals["stopping_at"] = min(totals["stopping_at"] or math.inf, report["stopping_at"])
         totals["cpu_warning"] |= report["cpu_warning"]
     return totals
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the repository when inside it (shorter commands to read and rerun)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def summarize(rows: list[dict], warmup_s: float = 1.0) -> dict:
@@ -359,8 +342,12 @@ def versions() -> dict:
     return found
 
 
-def validity(result: Optional[LocustResult]) -> list[str]:
-    """Why a run's numbers cannot be trusted; empty when they can."""
+def validity(result: Optional[LocustResult], expected: Optional[dict] = None) -> list[str]:
+    """Why a run's numbers cannot be trusted; empty when they can.
+
+    ``expected`` is what the run declared on purpose (``{"overload": "why"}``: a load meant to be
+    more than the system takes, so arrivals falling behind their pace is the finding, not a
+    saturated load generator). A full load-generator core is never expected."""
     if result is None:
         return ["no Locust run"]
     reasons = []
@@ -368,11 +355,52 @@ def validity(result: Optional[LocustResult]) -> list[str]:
         reasons.append("Locust made no request: see locust.log")
     iterations, behind = result.pacing["iterations"], result.pacing["behind"]
     # one late arrival is chance, not a saturated load generator, however short the run
-    if iterations and behind / iterations > MAX_BEHIND_FRACTION and behind > 1:
+    if (iterations and behind / iterations > MAX_BEHIND_FRACTION and behind > 1
+            and not (expected or {}).get("overload")):
         reasons.append(f"{behind} of {iterations} iterations fell behind their pace: add users")
     if result.loadgen["cpu_warning"] or result.loadgen["max_process_utilisation"] > MAX_CORE_UTILISATION:
         reasons.append("a load generator process had a full core: add Locust processes")
     return reasons
+
+
+EXPECTATIONS = ("failures", "overload")
+
+
+@dataclass
+class Scenario:
+    """One of a chapter's scenarios, in two parts so that a command knows every run before the first
+    starts (and can say "run 3 of 18, about 2 minutes left"):
+
+    - ``plan(size)``: the runs at that size, ``{run name: params}``; its docstring documents the
+      scenario (``python -m load list`` prints its first line). The params are recorded in each
+      run's meta.json, so they hold everything the run and its figures need.
+    - ``perform(run)``: one run, from ``run.params`` alone: start the services, drive Locust, save
+      what the services counted.
+    - ``headline(run)``: the one line that says what this run measured (delivery latency, not the
+      mix of every request), printed when it ends.
+    - ``needs``: servers (``redis``, ``rabbitmq``, ``postgres``) or ``root`` the scenario cannot run
+      without; missing, it is skipped with the install hint (``REQUIRE_SERVERS=1``: it fails).
+
+    A run that fails requests or overloads the system on purpose declares it in its params:
+    ``expect={"failures": "why", "overload": "why"}`` (see ``validity`` and load/contract.py).
+    """
+    plan: Callable[[str], dict]
+    perform: Callable[["Run"], None]
+    headline: Optional[Callable[["Run"], str]] = None
+    needs: tuple = ()
+
+    @property
+    def doc(self) -> str:
+        return (self.plan.__doc__ or "").strip()
+
+
+def headline_for(run: "Run", request_name: str, what: str) -> str:
+    """"<what> median 3.6 ms, p99 5.9 ms over 12,345": one request name's latency in a run."""
+    summary = (run.locust_result.summary["by_name"].get(request_name) if run.locust_result else None) or {}
+    if not summary.get("requests"):
+        return f"no '{request_name}' recorded"
+    return (f"{what} median {summary['median_ms']} ms, p99 {summary['p99_ms']} ms over "
+            f"{summary['requests'] - summary['failures']:,}")
 
 
 @dataclass
@@ -385,7 +413,12 @@ class Harness:
     scenario: str = ""
 
     @contextmanager
-    def run(self, name: str, **params) -> Iterator[Run]:
+    def run(self, name: str, expect: Optional[dict] = None, **params) -> Iterator[Run]:
+        """A run's folder and its services, stopped when the block ends; meta.json written then.
+        ``expect``: failures or overload the run causes on purpose (recorded, see ``validity``)."""
+        expect = dict(expect or {})
+        if unknown := set(expect) - set(EXPECTATIONS):
+            raise ValueError(f"expect takes {', '.join(EXPECTATIONS)}, not {', '.join(sorted(unknown))}")
         directory = self.results_root / self.chapter / self.scenario / name / f"rep-{self.repetition}"
         if directory.exists():
             import shutil
@@ -399,10 +432,10 @@ class Harness:
         finally:
             run.stop()
             ended = datetime.now(timezone.utc)
-            reasons = validity(run.locust_result)
+            reasons = validity(run.locust_result, expect)
             meta = {
                 "chapter": self.chapter, "scenario": self.scenario, "run": name,
-                "repetition": self.repetition, "size": self.size, "params": params,
+                "repetition": self.repetition, "size": self.size, "params": params, "expected": expect,
                 "started_at": started.isoformat(), "ended_at": ended.isoformat(),
                 "git": git_commit(), "machine": machine(), "versions": versions(),
                 "notes": run.notes, "valid": not reasons, "invalid_reasons": reasons,

@@ -15,17 +15,26 @@ import urllib.parse
 from pathlib import Path
 
 from demos.message_queues.store import Database, redacted
-from load.harness import Harness, Run, get_json, http_ready, log_ready
+from load.harness import Run, Scenario, get_json, headline_for, http_ready, log_ready
 from load.servers import create_database, drop_database, free_port
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 VARIANTS = ("serial", "parallel", "queued")
 
+# One shape for every chapter: SIZES[size][scenario] holds what that scenario's plan needs.
 SIZES = {
-    #            seconds per run, thread counts,   backlog arrival rates (registrations/s), backlog seconds
-    "smoke":    dict(seconds=3,  threads=(1, 4),          rates=(5, 15), backlog_seconds=4),
-    "default":  dict(seconds=8,  threads=(1, 4, 16),      rates=(5, 15), backlog_seconds=15),
-    "workshop": dict(seconds=30, threads=(1, 2, 4, 8, 16, 32), rates=(5, 10, 15, 20), backlog_seconds=60),
+    "smoke": dict(
+        latency=dict(seconds=2),
+        saturation=dict(seconds=2, threads=(1, 4)),
+        backlog=dict(seconds=3, rates=(5, 15))),
+    "default": dict(
+        latency=dict(seconds=8),
+        saturation=dict(seconds=8, threads=(1, 4, 16)),
+        backlog=dict(seconds=15, rates=(5, 15))),
+    "workshop": dict(
+        latency=dict(seconds=30),
+        saturation=dict(seconds=30, threads=(1, 2, 4, 8, 16, 32)),
+        backlog=dict(seconds=60, rates=(5, 10, 15, 20))),
 }
 
 
@@ -69,25 +78,59 @@ def save_service_report(run: Run, url: str) -> None:
     run.save_json("audit", get_json(f"{url}/audit"))
 
 
-def latency(h: Harness) -> None:
-    """Closed loop, one user: each variant's own latency (article: 150 / 100 / 50 ms)."""
-    for variant in VARIANTS:
-        with h.run(variant, variant=variant, threads=1, users=1, loop="closed") as run:
-            url = start_registration(run, variant, threads=1)
-            run.locust(LOCUSTFILE, host=url, users=1, run_time_s=SIZES[h.size]["seconds"])
-            save_service_report(run, url)
+def latency_plan(size: str) -> dict:
+    """Closed loop, one user, so nothing queues: each variant's own latency (article: 150 / 100 / 50 ms)."""
+    seconds = SIZES[size]["latency"]["seconds"]
+    return {variant: dict(variant=variant, threads=1, users=1, loop="closed", seconds=seconds)
+            for variant in VARIANTS}
 
 
-def saturation(h: Harness) -> None:
-    """Closed loop, no wait: throughput by variant and worker threads (article: 7 / 10 / 20 a second)."""
-    for threads in SIZES[h.size]["threads"]:
-        users = 4 * threads + 4
-        for variant in VARIANTS:
-            with h.run(f"{variant}-t{threads}", variant=variant, threads=threads, users=users,
-                       loop="closed") as run:
-                url = start_registration(run, variant, threads=threads)
-                run.locust(LOCUSTFILE, host=url, users=users, run_time_s=SIZES[h.size]["seconds"])
-                save_service_report(run, url)
+def saturation_plan(size: str) -> dict:
+    """Closed loop, more users than threads, no wait: throughput by variant and worker threads
+    (article: 7 / 10 / 20 a second with one thread)."""
+    plan = SIZES[size]["saturation"]
+    return {f"{variant}-t{threads}": dict(variant=variant, threads=threads, users=4 * threads + 4,
+                                          loop="closed", seconds=plan["seconds"])
+            for threads in plan["threads"] for variant in VARIANTS}
+
+
+def backlog_plan(size: str) -> dict:
+    """Open loop, Poisson arrivals: the queued variant's hidden cost, the time until the e-mail is
+    really sent and the backlog over time, below and above what one worker process can send."""
+    plan = SIZES[size]["backlog"]
+    # Poisson arrivals at 1/50 s per user: a user is still busy (about 60 ms) when its next
+    # arrival is due with probability about 0.1%, well under the 1% that invalidates a run
+    # (at 1/20 s, one late arrival in a short 5/s run was already more than 1%)
+    return {f"queued-r{rate}": dict(variant="queued", threads=4, workers=1, users=50 * rate, loop="open",
+                                    arrival_rate=rate, seconds=plan["seconds"])
+            for rate in plan["rates"]}
+
+
+def register(run: Run) -> None:
+    """One run: the variant (and its workers), Locust's registrations, then what the service counted;
+    with open-loop arrivals, also the wait until every e-mail is sent and the per-user timeline."""
+    p = run.params
+    url = start_registration(run, p["variant"], threads=p["threads"], workers=p.get("workers", 1))
+    run.locust(LOCUSTFILE, host=url, users=p["users"], run_time_s=p["seconds"],
+               arrival_rate=p.get("arrival_rate", 0.0))
+    if p["loop"] == "open":
+        run.notes["drain_s"] = round(wait_until_sent(run, url, timeout_s=4 * p["seconds"] + 30), 3)
+    save_service_report(run, url)
+    if p["loop"] == "open":
+        write_timeline(run)
+
+
+def registration_latency(run: Run) -> str:
+    return headline_for(run, "/register", "registration")
+
+
+def registration_rate(run: Run) -> str:
+    summary = run.locust_result.summary if run.locust_result else {}
+    return f"{summary.get('throughput_per_s', 0)} registrations/s, {registration_latency(run)}"
+
+
+def email_delay(run: Run) -> str:
+    return f"{registration_latency(run)}; every e-mail and SMS sent {run.notes.get('drain_s')} s after the load"
 
 
 def wait_until_sent(run: Run, url: str, timeout_s: float) -> float:
@@ -101,23 +144,6 @@ def wait_until_sent(run: Run, url: str, timeout_s: float) -> float:
     return time.monotonic() - started
 
 
-def backlog(h: Harness) -> None:
-    """Open loop, Poisson: time until the e-mail is sent and the backlog, one worker process."""
-    seconds = SIZES[h.size]["backlog_seconds"]
-    for rate in SIZES[h.size]["rates"]:
-        # Poisson arrivals at 1/50 s per user: a user is still busy (about 60 ms) when its next
-        # arrival is due with probability about 0.1%, well under the 1% that invalidates a run
-        # (at 1/20 s, one late arrival in a short 5/s run was already more than 1%)
-        users = 50 * rate
-        with h.run(f"queued-r{rate}", variant="queued", threads=4, workers=1, users=users,
-                   loop="open", arrival_rate=rate) as run:
-            url = start_registration(run, "queued", threads=4, workers=1)
-            run.locust(LOCUSTFILE, host=url, users=users, arrival_rate=rate, run_time_s=seconds)
-            run.notes["drain_s"] = round(wait_until_sent(run, url, timeout_s=4 * seconds + 30), 3)
-            save_service_report(run, url)
-            write_timeline(run)
-
-
 def write_timeline(run: Run) -> None:
     """Per user: when registered, when the e-mail and the SMS were really sent (epoch seconds)."""
     rows = Database(run_database_url(run)).timeline()
@@ -127,4 +153,8 @@ def write_timeline(run: Run) -> None:
         writer.writerows(rows)
 
 
-SCENARIOS = {"latency": latency, "saturation": saturation, "backlog": backlog}
+SCENARIOS = {
+    "latency": Scenario(latency_plan, register, registration_latency),
+    "saturation": Scenario(saturation_plan, register, registration_rate),
+    "backlog": Scenario(backlog_plan, register, email_delay),
+}
