@@ -184,3 +184,129 @@ def read_csv(path: Path) -> list[dict]:
 
 def read_json(path: Path):
     return json.loads(Path(path).read_text())
+
+
+# --- repetitions ----------------------------------------------------------------------------
+
+def per_repetition(runs: Iterable[dict], keys: tuple, measure) -> list[dict]:
+    """One row per value of the params ``keys`` (e.g. ``("rate", "transport")``): those params,
+    ``runs`` (its repetitions, in order) and, for every name ``measure(run)`` returns, the list of
+    its values, one per repetition, to summarise with ``spread``. Rows in the order of ``keys``."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(tuple(run["params"][key] for key in keys), []).append(run)
+    rows = []
+    for values in sorted(groups):
+        reps = sorted(groups[values], key=lambda run: run.get("repetition", 1))
+        row = {**dict(zip(keys, values)), "runs": reps}
+        for rep in reps:
+            for name, value in measure(rep).items():
+                row.setdefault(name, []).append(value)
+        rows.append(row)
+    return rows
+
+
+def paired_ratios(numerator: dict, denominator: dict, metric: str) -> list[float]:
+    """``metric`` of one ``per_repetition`` row over another's, repetition by repetition (only
+    the repetitions both have): the spread of a ratio, not the ratio of two medians."""
+    def by_rep(row):
+        return {run.get("repetition", 1): value for run, value in zip(row["runs"], row[metric])}
+    top, bottom = by_rep(numerator), by_rep(denominator)
+    return [top[rep] / bottom[rep] if bottom[rep] else math.nan for rep in sorted(top) if rep in bottom]
+
+
+def repetitions(runs: Iterable[dict]) -> int:
+    """How many repetitions the most repeated run has."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run["run"]] = counts.get(run["run"], 0) + 1
+    return max(counts.values(), default=0)
+
+
+# --- figure helpers (the notebook makes the figure; these take it) --------------------------
+
+NOISY_HATCH = "//"
+
+
+def machine_line(runs: list[dict]) -> str:
+    """Where and how the runs were measured, for a figure's title: cores, CPU, commit, size,
+    repetitions."""
+    meta = runs[0]
+    machine, count = meta["machine"], repetitions(runs)
+    return (f"{machine['cpu_count']} cores {machine['cpu_model']}, commit {str(meta['git']['commit'])[:8]}, "
+            f"size {meta['size']}, {count} repetition{'s' if count != 1 else ''}")
+
+
+def marked(runs: Iterable[dict], label: str) -> str:
+    """``label``, saying so when a repetition's load generator fell behind (see meta.json)."""
+    return label if all(run.get("valid", True) for run in runs) else f"{label} [INVALID run]"
+
+
+def noisy_note(summary: Spread, digits: int = 0, unit: str = "") -> str:
+    """"noisy: 13x-71x over 3 runs" when the repetitions span a factor of two, else ""."""
+    if not summary.noisy:
+        return ""
+    return (f"noisy: {_format(summary.low, digits)}{unit}-{_format(summary.high, digits)}{unit} "
+            f"over {summary.runs} runs")
+
+
+def quoted(summary: Spread, digits: int = 1, unit: str = "") -> str:
+    """A number for a label: the median, with its range when there are several repetitions, or
+    marked noisy when they span a factor of two ("8.3 ms (7.9-8.6 ms over 3 runs)")."""
+    text = f"{_format(summary.median, digits)}{unit}"
+    if summary.noisy:
+        return f"{text} ({noisy_note(summary, digits, unit)})"
+    if summary.runs > 1:
+        return f"{text} ({_format(summary.low, digits)}{unit}-{_format(summary.high, digits)}{unit} " \
+               f"over {summary.runs} runs)"
+    return text
+
+
+def hatch_noisy(bars, summaries: Iterable[Spread]) -> None:
+    """Hatch the bars whose repetitions span a factor of two."""
+    for bar, summary in zip(bars, summaries):
+        if summary is not None and summary.noisy:
+            bar.set_hatch(NOISY_HATCH)
+
+
+def median_bars(ax, xs, summaries: Iterable[Spread], width: float = 0.8, **style):
+    """Bars at the medians, the range over repetitions as error bars, hatched when noisy."""
+    summaries = list(summaries)
+    bars = ax.bar(list(xs), [s.median for s in summaries], width, **style)
+    hatch_noisy(bars, summaries)
+    range_bars(ax, xs, summaries)
+    return bars
+
+
+def range_bars(ax, xs, summaries: Iterable[Spread], **style):
+    """The range over repetitions as an error bar around each median (none for a single run)."""
+    shown = [(x, s) for x, s in zip(xs, summaries) if s.runs > 1]
+    if not shown:
+        return None
+    return ax.errorbar([x for x, _ in shown], [s.median for _, s in shown],
+                       yerr=[[s.median - s.low for _, s in shown], [s.high - s.median for _, s in shown]],
+                       **{"fmt": "none", "ecolor": "k", "capsize": 3, **style})
+
+
+def cdf(ax, values: Iterable[float], **style):
+    """The empirical CDF of ``values`` as a line."""
+    ordered = sorted(values)
+    return ax.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], **style)
+
+
+def reference_line(ax, value: float, label: str, *, vertical: bool = False, span=None, **style):
+    """The article's (or the issue's) number as a labelled dashed line: horizontal at ``value``
+    (only over ``span=(x0, x1)`` when given, e.g. one bar), or vertical."""
+    style = {"color": "k", "linestyle": "--", "linewidth": 1, "label": label, **style}
+    if vertical:
+        return ax.axvline(value, **style)
+    if span is not None:
+        return ax.plot(list(span), [value, value], **style)
+    return ax.axhline(value, **style)
+
+
+def save(fig, folder: Path, name: str) -> Path:
+    path = Path(folder) / name
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    print("wrote", path)
+    return path

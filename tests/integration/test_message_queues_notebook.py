@@ -1,23 +1,37 @@
-"""The chapter notebook renders its figures from a result set, and fails loudly without one."""
+"""Chapter 4's notebook renders its figures and claims.csv from a result set, and fails loudly
+without one."""
 import pytest
 from nbclient.exceptions import CellExecutionError
 
 from load import figures
 from load.harness import ROOT
+from load.results import CLAIM_COLUMNS, read_claims
 
-FIXTURE = ROOT / "tests" / "fixtures" / "results" / "04-message-queues"
-FIGURES = ["latency.png", "throughput.png", "threads.png", "backlog.png", "claims.csv"]
+SLUG = "04-message-queues"
+FIXTURE = ROOT / "tests" / "fixtures" / "results" / SLUG
+FIGURES = ["latency.png", "throughput.png", "threads.png", "backlog.png"]
 
 
-def test_notebook_writes_the_named_figures(tmp_path):
-    figures.render("04-message-queues", FIXTURE, tmp_path)
+def test_notebook_writes_the_named_figures_and_the_ledger_claims(tmp_path):
+    figures.render(SLUG, FIXTURE, tmp_path)
     for name in FIGURES:
-        assert (tmp_path / name).stat().st_size > 1000 or name.endswith(".csv"), name
-    claims = (tmp_path / "claims.csv").read_text().splitlines()
-    assert claims[0] == "claim,article,measured,difference" and len(claims) == 7
+        assert (tmp_path / name).stat().st_size > 1000, name
+    claims = read_claims(tmp_path / "claims.csv")
+    assert list(claims[0]) == CLAIM_COLUMNS
+    assert all(row["scenario"] and row["size"] == "smoke" and row["runs"] == "1" for row in claims)
+    by_id = {}
+    for row in claims:
+        by_id.setdefault(row["id"], []).append(row)
+    assert set(by_id) == {"", "4.1", "4.2", "4.3", "4.4"}
+    assert [row["article"] for row in by_id["4.1"]] == ["150", "100", "50"]
+    assert [row["article"] for row in by_id["4.2"]] == ["7", "10", "20"]
+    assert [row["article"] for row in by_id["4.3"]] == ["3x", "2x"]
+    # the fixture's backlog: 5 and 15 registrations/s, each with arrivals, e-mail median, peak, drain
+    assert len(by_id["4.4"]) == 2 * 4
+    assert not [row for row in claims if row["match"] == "exact"]      # no count in chapter 4 must be exact
 
 
 def test_notebook_fails_loudly_when_results_are_missing(tmp_path):
-    with pytest.raises(CellExecutionError, match="no 'latency' results under .*make run CHAPTER=04-message-queues"):
-        figures.render("04-message-queues", tmp_path / "empty", tmp_path / "figures")
+    with pytest.raises(CellExecutionError, match=f"no 'latency' results under .*make run CHAPTER={SLUG}"):
+        figures.render(SLUG, tmp_path / "empty", tmp_path / "figures")
     assert not list((tmp_path / "figures").glob("*.png"))

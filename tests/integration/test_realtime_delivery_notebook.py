@@ -1,41 +1,46 @@
-"""Chapter 1's notebook renders its figures from a result set, and fails loudly without one.
+"""Chapter 1's notebook renders its figures and claims.csv from a result set, and fails loudly
+without one.
 
 The fixture is a ``--size smoke`` run (``python -m load run 01-realtime-delivery --size smoke``)
 copied without the databases, logs and Locust's own reports: each run's meta.json, summary.json,
-service.json, the sampled ``*.jsonl`` and raw/ requests.
+service.json, the sampled ``*.jsonl`` and raw/ requests. It predates the ``interval`` and
+``message_bytes`` params of the latency and wan runs: the analysis falls back for it.
 """
 import pytest
 from nbclient.exceptions import CellExecutionError
 
 from load import figures
 from load.harness import ROOT
+from load.results import CLAIM_COLUMNS, read_claims
 
 SLUG = "01-realtime-delivery"
 FIXTURE = ROOT / "tests" / "fixtures" / "results" / SLUG
 FIGURES = ["latency-cdf.png", "overhead.png", "short-poll-interval.png", "wan.png", "capacity.png"]
 TRANSPORTS = ["short-poll", "long-poll", "sse", "websocket"]
+LEDGER_IDS = {"1.1", "1.2", "1.3", "1.4", "1.5", "1.6"}
 
 
-def test_notebook_writes_the_named_figures(tmp_path):
+def test_notebook_writes_the_named_figures_and_the_ledger_claims(tmp_path):
     figures.render(SLUG, FIXTURE, tmp_path)
     for name in FIGURES:
         assert (tmp_path / name).stat().st_size > 1000, name
-    claims = (tmp_path / "claims.csv").read_text().splitlines()
-    assert claims[0] == "claim,article,measured,difference"
+    claims = read_claims(tmp_path / "claims.csv")
+    assert list(claims[0]) == CLAIM_COLUMNS
+    assert {row["id"] for row in claims} - {""} == LEDGER_IDS
+    assert all(row["scenario"] and row["size"] == "smoke" and row["runs"] == "1" for row in claims)
+    by_id = {ledger_id: [row for row in claims if row["id"] == ledger_id] for ledger_id in LEDGER_IDS}
     # the fixture: short polling at two intervals, every transport at one rate and over one RTT,
     # long polling and WebSocket holding a few hundred clients
-    assert sum("short polling mean latency at" in line for line in claims) == 2
+    assert len(by_id["1.1"]) == 2
+    exact = [row for row in claims if row["match"] == "exact"]
+    assert len(exact) == 4 + 4 + 2 and all(row["measured"] == row["article"] == "0" for row in exact)  # latency, wan, capacity
     for transport in TRANSPORTS:
-        assert any(line.startswith(f"{transport} median latency at") for line in claims), transport
-        lost = [line for line in claims if line.startswith(f"{transport} lost/duplicated/reordered")]
-        assert len(lost) == 2 + (transport in ("long-poll", "websocket")) and all(
-            line.split(",")[2] == "0" for line in lost), lost      # latency, wan (+ capacity)
-        wire = [line for line in claims if line.startswith(f"{transport} bytes on the wire per delivered message")]
-        assert len(wire) == 1 and 100 < float(wire[0].split(",")[2]) < 2000, wire
-    memory = {line.split(" server memory")[0]: float(line.split(",")[2])
-              for line in claims if " server memory per client (KB)" in line}
+        wire = [row for row in by_id["1.4"] if row["claim"].startswith(f"{transport} bytes on the wire")]
+        assert len(wire) == 1 and 100 < float(wire[0]["measured"]) < 2000, wire
+    memory = {row["claim"].split()[0]: float(row["measured"]) for row in by_id["1.6"] if "memory" in row["claim"]}
     assert set(memory) == {"websocket", "long-poll"} and all(0 < kb < 100 for kb in memory.values()), memory
-    assert any(line.startswith("server CPU per delivery: long polling / WebSocket") for line in claims)
+    assert [row["claim"].split(", ")[2] for row in by_id["1.5"]] == ["whole process", "delivering only"]
+    assert {row["article"] for row in by_id["1.5"]} == {"5x (issue)"}
 
 
 def test_notebook_fails_loudly_when_results_are_missing(tmp_path):

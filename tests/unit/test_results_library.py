@@ -3,7 +3,9 @@ import math
 
 import pytest
 
-from load.results import CLAIM_COLUMNS, Claims, percentile, read_claims, spread
+from load.results import (CLAIM_COLUMNS, Claims, cdf, machine_line, marked, median_bars, noisy_note, paired_ratios,
+                          per_repetition, percentile, quoted, range_bars, read_claims, reference_line,
+                          repetitions, save, spread)
 
 
 @pytest.mark.parametrize("values, fraction, expected", [
@@ -49,3 +51,44 @@ def test_claims_csv_has_ids_medians_and_ranges(tmp_path):
     assert {key: rows[0][key] for key in ("id", "measured", "low", "high", "runs", "match")} == \
         {"id": "4.1", "measured": "153.7", "low": "150.2", "high": "160.0", "runs": "3", "match": "range"}
     assert (rows[1]["measured"], rows[1]["match"], rows[1]["article"]) == ("0", "exact", "0")
+
+
+def rep(name, k, value, **params):
+    return {"run": name, "repetition": k, "params": params, "value": value}
+
+
+def test_per_repetition_groups_by_params_and_ratios_pair_repetitions():
+    runs = [rep("b", 2, 4.0, kind="b"), rep("a", 1, 10.0, kind="a"), rep("b", 1, 2.0, kind="b"),
+            rep("a", 2, 30.0, kind="a"), rep("a", 3, 99.0, kind="a")]
+    a, b = per_repetition(runs, ("kind",), lambda run: {"value": run["value"]})
+    assert (a["kind"], a["value"], b["value"]) == ("a", [10.0, 30.0, 99.0], [2.0, 4.0])
+    assert paired_ratios(a, b, "value") == [5.0, 7.5]          # repetition 3 has no partner
+    assert repetitions(runs) == 3
+
+
+def test_labels_quote_the_range_and_mark_a_factor_of_two():
+    assert quoted(spread([8.31])) == "8.3"
+    assert quoted(spread([8.0, 8.3, 9.0]), 1, " ms") == "8.3 ms (8.0 ms-9.0 ms over 3 runs)"
+    assert quoted(spread([13, 24, 71]), 0, "x") == "24x (noisy: 13x-71x over 3 runs)"
+    assert noisy_note(spread([10, 19])) == "" and noisy_note(spread([10, 20])) == "noisy: 10-20 over 2 runs"
+    runs = [{"run": "a", "machine": {"cpu_count": 2, "cpu_model": "EPYC"}, "git": {"commit": "0123456789"},
+             "size": "smoke"}]
+    assert machine_line(runs) == "2 cores EPYC, commit 01234567, size smoke, 1 repetition"
+    assert machine_line(runs * 3).endswith("3 repetitions")
+    assert marked(runs, "x") == "x" and marked([{"valid": False}], "x") == "x [INVALID run]"
+
+
+def test_figure_helpers_draw_on_the_axes_they_are_given(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots()
+    bars = median_bars(ax, [0, 1], [spread([1, 3]), spread([5, 6])])
+    assert [bar.get_height() for bar in bars] == [2, 5.5] and [bar.get_hatch() for bar in bars] == ["//", None]
+    assert range_bars(ax, [0], [spread([4])]) is None             # one run: no range to show
+    [line] = cdf(ax, [3, 1, 2])
+    assert list(line.get_xdata()) == [1, 2, 3] and list(line.get_ydata()) == [1 / 3, 2 / 3, 1]
+    assert reference_line(ax, 150, "article").get_label() == "article"
+    assert reference_line(ax, 50, "one way", vertical=True).get_xdata()[0] == 50
+    assert save(fig, tmp_path, "f.png").stat().st_size > 1000
+    plt.close(fig)
