@@ -74,6 +74,8 @@ import threading
 from collections import deque
 from typing import Iterator, Optional
 
+from demos.limits import raise_open_files_limit
+
 MAX_QUEUED_BYTES = 4 * 2**20
 LISTEN_BACKLOG = 4096           # thousands of clients may connect at once
 EOF, RESET = "eof", "reset"     # what a direction's FIFO holds besides bytes
@@ -445,18 +447,6 @@ def parse_address(text: str, default_host: str = "127.0.0.1") -> Address:
 def _format(address: Address) -> str:
     host, port = address[:2]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def raise_open_files_limit() -> None:
-    """Two file descriptors per connection: take as many as the hard limit allows."""
-    try:
-        import resource
-    except ImportError:               # Windows
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard != resource.RLIM_INFINITY:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def serve_stats(proxy: DelayProxy, port: int) -> asyncio.Server:

@@ -117,7 +117,8 @@ class LocustResult:
     loadgen: dict
     pacing: dict
     summary: dict        # from the raw record of every request (see summarize)
-    services_cpu_s: dict # CPU seconds each service (with its children) used during the Locust run
+    services_cpu_s: dict # CPU seconds each service (with its children) used during the Locust run;
+                         # None for one restarted during it (a fault): its first life's CPU is gone
 
 
 class Run:
@@ -174,7 +175,8 @@ class Run:
             command += ["--processes", str(processes)]
         command += list(extra_args)
         print(f"  $ {shlex.join(command)}", flush=True)
-        cpu_before = {service.name: tree_cpu_seconds(service.process.pid) for service in self.services}
+        cpu_before = {service.name: (service.process.pid, tree_cpu_seconds(service.process.pid))
+                      for service in self.services}
         started = time.monotonic()
         with open(self.dir / "locust.log", "wb") as log:
             # stdin closed: Locust's key listener would stop a run started as a background job (SIGTTOU)
@@ -193,7 +195,8 @@ class Run:
                    "max_process_utilisation": round(max(cpu.values(), default=0) / wall, 3)}
         pacing = _read_process_reports(raw_dir)
         loadgen["cpu_warning"] = pacing.pop("cpu_warning")
-        services_cpu = {service.name: round(tree_cpu_seconds(service.process.pid) - cpu_before[service.name], 3)
+        services_cpu = {service.name: round(tree_cpu_seconds(service.process.pid) - cpu_before[service.name][1], 3)
+                        if service.process.pid == cpu_before[service.name][0] else None
                         for service in self.services if service.name in cpu_before}
         rows = read_raw(raw_dir)
         summary = summarize(rows)

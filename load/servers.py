@@ -5,15 +5,32 @@ touches the system's brokers, ports or paths, and two runs never meet:
 
     with running("rabbitmq") as server:       # 5-8 s for RabbitMQ, 1-2 s for PostgreSQL, 0.1 s for Redis
         connect_to(server.url)                # amqp://guest:guest@127.0.0.1:PORT//
+        server.kill()                         # SIGKILL, as a crash: the server and all it started
+        server.start()                        # the same port and the same data folder
+        server.restart()                      # a clean stop, then a start
 
 On exit (also after an exception) the server is stopped, every process it started is gone,
-its port is free again and its folder is removed. From a shell:
+its port is free again and its folder is removed. Redis keeps nothing on disk unless asked:
+``running("redis", appendonly=True)`` writes its append-only file (fsync once a second, so a
+SIGKILL of Redis alone loses nothing it acknowledged; a machine crash may lose the last second).
+RabbitMQ keeps durable queues and persistent messages, PostgreSQL its committed rows, across
+``kill()`` and ``start()``.
 
-    python -m load.servers                    # all three (those installed); prints `export BROKER_URL=...`
-                                              # and `export DATABASE_URL=...` lines
-    python -m load.servers redis --workdir var/brokers      # keep the logs there
+One name per kind of setting, the one the demos read:
 
-and Ctrl-C (or SIGTERM) stops them. A missing server raises ServerMissing, saying how to install it.
+    BROKER_URL      messaging (RabbitMQ; or Redis used as the broker)
+    DATABASE_URL    SQL (PostgreSQL)
+    REDIS_URL       Redis used as a data store
+
+From a shell:
+
+    python -m load.servers                    # all three (those installed); prints `export REDIS_URL=...`
+                                              # (and Redis as a broker, commented), `export BROKER_URL=...`
+                                              # for RabbitMQ and `export DATABASE_URL=...`
+    python -m load.servers redis --appendonly --workdir var/servers   # keep the files there
+
+and Ctrl-C (or SIGTERM) stops them. A missing server raises ServerMissing, saying how to install
+it; ``missing(name)`` says it without starting anything.
 """
 import argparse
 import contextlib
@@ -27,16 +44,19 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
-import psutil
+from load.processes import StartFailed, free_port, kill_tree, port_is_free, spawn, stop_tree, tail, wait_until_ready
+
+__all__ = ["SERVERS", "Server", "ServerMissing", "ServerFailed", "running", "missing", "find", "free_port",
+           "port_is_free", "create_database", "drop_database"]
 
 SERVERS = ("redis", "rabbitmq", "postgres")
-VARIABLES = {"redis": "BROKER_URL", "rabbitmq": "BROKER_URL", "postgres": "DATABASE_URL"}   # what a demo reads
+VARIABLES = {"redis": "REDIS_URL", "rabbitmq": "BROKER_URL", "postgres": "DATABASE_URL"}   # what a demo reads
+ALTERNATIVES = {"redis": "BROKER_URL"}      # Redis can be the broker too: printed as a comment
+PROGRAMS = {"redis": ("redis-server",), "rabbitmq": ("rabbitmq-server", "epmd"), "postgres": ("postgres",)}
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 # Debian keeps the real RabbitMQ scripts here; /usr/sbin/rabbitmq-server would `su rabbitmq` as root.
@@ -49,44 +69,15 @@ INSTALL_HINTS = {
     "epmd": "apt-get install erlang-base` (Debian/Ubuntu) or `brew install erlang",
     "postgres": "apt-get install postgresql` (Debian/Ubuntu) or `brew install postgresql",
 }
+POSTGRES_DATABASE = "registrations"   # created at the first start: the chapter 4 demo's database
 
 
 class ServerMissing(RuntimeError):
     """The server's program is not installed; the message says how to install it."""
 
 
-class ServerFailed(RuntimeError):
+class ServerFailed(StartFailed):
     """The server did not start (or stop); the message ends with the tail of its log."""
-
-
-@dataclass
-class Server:
-    """A running server: ``url`` is what a client needs (kombu for the brokers, psycopg for PostgreSQL)."""
-    name: str
-    url: str
-    port: int
-    pid: int                                  # the server process (RabbitMQ: the Erlang VM; PostgreSQL: the postmaster)
-    folder: Path                              # its data and logs
-    pids: list[int] = field(default_factory=list)   # every process started for it
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    """A new server could listen on ``port`` (with SO_REUSEADDR, as servers do: connections that
-    are still closing, in TIME_WAIT, don't count; anything listening does)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def find(program: str) -> str:
@@ -100,38 +91,198 @@ def find(program: str) -> str:
     return path
 
 
+def missing(name: str) -> Optional[str]:
+    """How to install what ``name`` (one of SERVERS) needs, if a program of it is missing; else None."""
+    try:
+        for program in PROGRAMS[name]:
+            find(program)
+        if name == "postgres":
+            _initdb(find("postgres"))
+    except ServerMissing as problem:
+        return str(problem)
+    return None
+
+
 @contextlib.contextmanager
-def running(name: str, workdir: str | None = None) -> Iterator[Server]:
+def running(name: str, workdir: Optional[str] = None, *, appendonly: bool = False) -> Iterator["Server"]:
     """Start ``name`` (one of SERVERS), yield it once it answers, stop it completely on exit.
 
     Its files go to a new temp folder, removed afterwards; with ``workdir`` they go to
-    ``workdir/<name>-<port>`` instead and are kept (the logs are worth reading).
+    ``workdir/<name>-<port>`` instead and are kept (the logs are worth reading). ``appendonly``
+    (Redis only): keep every write in the append-only file, so data survives a kill.
     """
-    starters = {"redis": _start_redis, "rabbitmq": _start_rabbitmq, "postgres": _start_postgres}
-    if name not in starters:
+    if name not in SERVERS:
         raise ValueError(f"unknown server {name!r}: choose from {', '.join(SERVERS)}")
+    if appendonly and name != "redis":
+        raise ValueError("appendonly is Redis's setting; RabbitMQ and PostgreSQL always keep their data")
     port = free_port()
     if workdir:
         folder = Path(workdir).resolve() / f"{name}-{port}"
         folder.mkdir(parents=True, exist_ok=True)
     else:
         folder = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    server = Server(name, port, folder, appendonly=appendonly)
     with contextlib.ExitStack() as cleanup:
         if not workdir:
             cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
-        yield starters[name](port, folder, cleanup)
+        cleanup.callback(server.stop)
+        yield server.start()
 
 
-# --- Redis ----------------------------------------------------------------------------------
+class Server:
+    """A real server on a fixed loopback port with its files in ``folder``. ``url`` is what a client
+    needs (kombu for the brokers, psycopg for PostgreSQL). ``start()``, ``kill()`` (SIGKILL, as a
+    crash), ``stop()`` (clean) and ``restart()`` keep the same port and the same data."""
 
-def _start_redis(port: int, folder: Path, cleanup: contextlib.ExitStack) -> Server:
-    log = folder / "redis.log"
-    process = _spawn([find("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-                      "--dir", str(folder), "--logfile", str(log), "--save", "", "--appendonly", "no",
-                      "--daemonize", "no"], folder / "stdout.log")
-    cleanup.callback(_stop_tree, process)
-    _wait_until(lambda: _redis_ping(port), process, [log, folder / "stdout.log"], "Redis")
-    return Server("redis", f"redis://127.0.0.1:{port}/0", port, process.pid, folder, [process.pid])
+    def __init__(self, name: str, port: int, folder: Path, *, appendonly: bool = False):
+        self.name, self.port, self.folder, self.appendonly = name, port, folder, appendonly
+        self.url = {"redis": f"redis://127.0.0.1:{port}/0",
+                    "rabbitmq": f"amqp://guest:guest@127.0.0.1:{port}//",
+                    "postgres": f"postgresql://postgres@127.0.0.1:{port}/{POSTGRES_DATABASE}"}[name]
+        self.pid: Optional[int] = None   # the server process (RabbitMQ: the Erlang VM; PostgreSQL: the postmaster)
+        self.pids: list[int] = []        # every process started for it
+        self.processes: list[tuple[subprocess.Popen, Optional[Callable]]] = []   # with how to stop each
+        self.helpers: list[tuple[subprocess.Popen, Optional[Callable]]] = []     # outlive a kill (epmd)
+        self.started = 0                 # how many times it was started
+        self.erlang_ports: Optional[tuple[int, int]] = None   # RabbitMQ: epmd's and the node's
+
+    def __repr__(self) -> str:
+        return f"<Server {self.name} {self.url} pid {self.pid}>"
+
+    def start(self) -> "Server":
+        """Start it (again) on its port with its data; return once it answers."""
+        if self.processes:
+            raise RuntimeError(f"{self.name} on port {self.port} is already started")
+        {"redis": self._start_redis, "rabbitmq": self._start_rabbitmq, "postgres": self._start_postgres}[self.name]()
+        self.started += 1
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the server and everything it started, at once: a crash. Its files stay."""
+        for process, _ in reversed(self.processes):
+            kill_tree(process)
+        self.processes = []
+
+    def stop(self) -> None:
+        """Stop it cleanly (its own way, then SIGKILL for what is left), helpers included."""
+        for process, stop in [*reversed(self.processes), *reversed(self.helpers)]:
+            stop_tree(process, stop, STOP_TIMEOUT_S)
+        self.processes, self.helpers = [], []
+
+    def restart(self) -> "Server":
+        self.stop()
+        return self.start()
+
+    def spawn(self, argv: list, log: Path, *, env: Optional[dict] = None, stop: Optional[Callable] = None,
+              helper: bool = False, user: Optional[str] = None) -> subprocess.Popen:
+        process = spawn([str(arg) for arg in argv], log, env=env, **_as_user(user))
+        (self.helpers if helper else self.processes).append((process, stop))
+        return process
+
+    def wait_until(self, ready: Callable[[], object], process: subprocess.Popen, logs: list[Path], what: str) -> None:
+        wait_until_ready(ready, process, what, logs=logs, timeout_s=START_TIMEOUT_S, failure=ServerFailed)
+
+    # --- Redis ------------------------------------------------------------------------------
+
+    def _start_redis(self) -> None:
+        log, stdout = self.folder / "redis.log", self.folder / "stdout.log"
+        process = self.spawn([find("redis-server"), "--port", self.port, "--bind", "127.0.0.1",
+                              "--dir", self.folder, "--logfile", log, "--save", "",
+                              "--appendonly", "yes" if self.appendonly else "no", "--daemonize", "no"], stdout)
+        self.wait_until(lambda: _redis_ping(self.port), process, [log, stdout], "Redis")
+        self.pid, self.pids = process.pid, [process.pid]
+
+    # --- RabbitMQ ---------------------------------------------------------------------------
+
+    def _start_rabbitmq(self) -> None:
+        server_script = find("rabbitmq-server")
+        ctl = str(Path(server_script).with_name("rabbitmqctl"))   # the script next to it, not a wrapper
+        node = f"rabbit-{self.port}@localhost"
+        env = self._rabbitmq_env(node)
+        (self.folder / "enabled_plugins").write_text("[].\n")
+        (self.folder / "rabbitmq-env.conf").write_text("")              # instead of /etc/rabbitmq's
+        (self.folder / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+                                                   "log.console = false\nlog.file.level = info\n")
+        if not self.helpers:
+            # A private epmd (Erlang's name server) on loopback, so no other node on the machine shares it.
+            # It outlives a kill of the node, as the system's epmd would.
+            epmd_program, epmd_port = find("epmd"), env["ERL_EPMD_PORT"]
+            epmd = self.spawn([epmd_program, "-port", epmd_port, "-address", "127.0.0.1"], self.folder / "epmd.log",
+                              env=env, helper=True, stop=lambda: subprocess.run(
+                                  [epmd_program, "-port", epmd_port, "-kill"], env=env, capture_output=True, timeout=10))
+            self.wait_until(lambda: _accepts(int(epmd_port)), epmd, [self.folder / "epmd.log"], "epmd")
+        (self.folder / "rabbitmq.pid").unlink(missing_ok=True)        # a killed node's
+        stdout = self.folder / "stdout.log"
+        wrapper = self.spawn([server_script], stdout, env=env,           # a shell script running the Erlang VM
+                             stop=lambda: subprocess.run(                 # if it fails: SIGTERM
+                                 [ctl, "-n", node, "stop"], env=env, capture_output=True, timeout=STOP_TIMEOUT_S,
+                                 check=True, start_new_session=True))
+        self.wait_until(lambda: _amqp_ready(self.url), wrapper, [stdout, self.folder / "log" / f"{node}.log"],
+                        "RabbitMQ")
+        beam = int((self.folder / "rabbitmq.pid").read_text().strip())
+        self.pid, self.pids = beam, [wrapper.pid, beam, self.helpers[0][0].pid]
+
+    def _rabbitmq_env(self, node: str) -> dict:
+        self.erlang_ports = self.erlang_ports or (free_port(), free_port())   # epmd's and the node's, kept
+        epmd_port, dist_port = self.erlang_ports
+        loopback_dist = "-kernel inet_dist_use_interface {127,0,0,1}"
+        folder = self.folder
+        return {
+            **os.environ,
+            "HOME": str(folder),                                  # the Erlang cookie is written here
+            "ERL_CRASH_DUMP": str(folder / "erl_crash.dump"),      # not into the caller's folder
+            "RABBITMQ_NODENAME": node,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(dist_port),
+            "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(folder / "log"),
+            "RABBITMQ_PID_FILE": str(folder / "rabbitmq.pid"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(folder / "advanced.config"),
+            "RABBITMQ_CONF_ENV_FILE": str(folder / "rabbitmq-env.conf"),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": loopback_dist,
+            "RABBITMQ_CTL_ERL_ARGS": loopback_dist,
+            "ERL_EPMD_PORT": str(epmd_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+
+    # --- PostgreSQL -------------------------------------------------------------------------
+
+    def _start_postgres(self) -> None:
+        postgres = find("postgres")
+        # PostgreSQL refuses to run as root: as root, the system's postgres user runs it and owns the folder.
+        user = _postgres_user() if os.geteuid() == 0 else None
+        data = self.folder / "data"
+        if not data.exists():
+            self._initdb(postgres, data, user)
+        log = self.folder / "postgres.log"
+        # fsync=off: a throwaway server for tests and demos, fast, and not safe against a machine crash
+        # (a SIGKILL of PostgreSQL alone loses nothing committed: the operating system still has it).
+        # 200 connections: the demo keeps one per thread, and the parallel variant has up to 80 threads.
+        process = self.spawn([postgres, "-D", data, "-k", self.folder, "-h", "127.0.0.1", "-p", self.port,
+                              "-c", "fsync=off", "-c", "max_connections=200"], log, user=user,
+                             stop=lambda: process.send_signal(signal.SIGINT))   # "fast" shutdown
+        server_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.wait_until(lambda: _postgres_ready(server_url), process, [log], "PostgreSQL")
+        if not self.started:
+            create_database(server_url, POSTGRES_DATABASE)
+        self.pid, self.pids = process.pid, [process.pid]
+
+    def _initdb(self, postgres: str, data: Path, user: Optional[str]) -> None:
+        initdb = _initdb(postgres)
+        if user:
+            shutil.chown(self.folder, user, user)
+        initdb_log = self.folder / "initdb.log"
+        with open(initdb_log, "ab") as out:
+            done = subprocess.run([initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync",
+                                   "--no-locale", "-E", "UTF8"], stdout=out, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, cwd=self.folder, timeout=START_TIMEOUT_S,
+                                  **_as_user(user))
+        if done.returncode:
+            hint = f" (it runs as {user}: every folder above {self.folder} must let others in, o+x)" if user else ""
+            raise ServerFailed(f"initdb exited with code {done.returncode}{hint}\n--- {initdb_log}:\n{tail(initdb_log)}")
 
 
 def _redis_ping(port: int) -> bool:
@@ -140,55 +291,9 @@ def _redis_ping(port: int) -> bool:
         return sock.recv(64).startswith(b"+PONG")
 
 
-# --- RabbitMQ -------------------------------------------------------------------------------
-
-def _start_rabbitmq(port: int, folder: Path, cleanup: contextlib.ExitStack) -> Server:
-    server_script = find("rabbitmq-server")
-    ctl = str(Path(server_script).with_name("rabbitmqctl"))   # the script next to it, not a wrapper
-    node = f"rabbit-{port}@localhost"
-    epmd_port, dist_port = free_port(), free_port()
-    loopback_dist = "-kernel inet_dist_use_interface {127,0,0,1}"
-    (folder / "enabled_plugins").write_text("[].\n")
-    (folder / "rabbitmq-env.conf").write_text("")              # instead of /etc/rabbitmq's
-    (folder / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{port}\n"
-                                          "log.console = false\nlog.file.level = info\n")
-    env = {
-        **os.environ,
-        "HOME": str(folder),                                  # the Erlang cookie is written here
-        "ERL_CRASH_DUMP": str(folder / "erl_crash.dump"),      # not into the caller's folder
-        "RABBITMQ_NODENAME": node,
-        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-        "RABBITMQ_NODE_PORT": str(port),
-        "RABBITMQ_DIST_PORT": str(dist_port),
-        "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(folder / "log"),
-        "RABBITMQ_PID_FILE": str(folder / "rabbitmq.pid"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
-        "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
-        "RABBITMQ_ADVANCED_CONFIG_FILE": str(folder / "advanced.config"),
-        "RABBITMQ_CONF_ENV_FILE": str(folder / "rabbitmq-env.conf"),
-        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": loopback_dist,
-        "RABBITMQ_CTL_ERL_ARGS": loopback_dist,
-        # A private epmd (Erlang's name server) on loopback, so no other node on the machine shares it.
-        "ERL_EPMD_PORT": str(epmd_port),
-        "ERL_EPMD_ADDRESS": "127.0.0.1",
-    }
-    epmd_program = find("epmd")
-    epmd = _spawn([epmd_program, "-port", str(epmd_port), "-address", "127.0.0.1"], folder / "epmd.log", env)
-    cleanup.callback(_stop_tree, epmd, lambda: subprocess.run(
-        [epmd_program, "-port", str(epmd_port), "-kill"], env=env, capture_output=True, timeout=10))
-    _wait_until(lambda: _accepts(epmd_port), epmd, [folder / "epmd.log"], "epmd")
-
-    stdout = folder / "stdout.log"
-    wrapper = _spawn([server_script], stdout, env)               # a shell script running the Erlang VM
-    cleanup.callback(_stop_tree, wrapper, lambda: subprocess.run(   # if it fails: SIGTERM
-        [ctl, "-n", node, "stop"], env=env, capture_output=True, timeout=STOP_TIMEOUT_S, check=True,
-        start_new_session=True))
-    logs = [stdout, folder / "log" / f"{node}.log"]
-    url = f"amqp://guest:guest@127.0.0.1:{port}//"
-    _wait_until(lambda: _amqp_ready(url), wrapper, logs, "RabbitMQ")
-    beam = int((folder / "rabbitmq.pid").read_text().strip())
-    return Server("rabbitmq", url, port, beam, folder, [wrapper.pid, beam, epmd.pid])
+def _accepts(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
 
 
 def _amqp_ready(url: str) -> bool:
@@ -198,39 +303,11 @@ def _amqp_ready(url: str) -> bool:
         return True
 
 
-# --- PostgreSQL -----------------------------------------------------------------------------
-
-POSTGRES_DATABASE = "registrations"   # created at start: the chapter 4 demo's database
-
-
-def _start_postgres(port: int, folder: Path, cleanup: contextlib.ExitStack) -> Server:
-    postgres = find("postgres")
+def _initdb(postgres: str) -> Path:
     initdb = Path(postgres).resolve().with_name("initdb")      # the same version's, next to it
     if not initdb.exists():
         raise ServerMissing(f"{initdb} not found: install it with `{INSTALL_HINTS['postgres']}`")
-    # PostgreSQL refuses to run as root: as root, the system's postgres user runs it and owns the folder.
-    user = _postgres_user() if os.geteuid() == 0 else None
-    if user:
-        shutil.chown(folder, user, user)
-    data = folder / "data"
-    initdb_log = folder / "initdb.log"
-    with open(initdb_log, "ab") as out:
-        done = subprocess.run([initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync",
-                               "--no-locale", "-E", "UTF8"], stdout=out, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, cwd=folder, timeout=START_TIMEOUT_S, **_as_user(user))
-    if done.returncode:
-        hint = f" (it runs as {user}: every folder above {folder} must let others in, o+x)" if user else ""
-        raise ServerFailed(f"initdb exited with code {done.returncode}{hint}\n--- {initdb_log}:\n{_tail(initdb_log)}")
-    log = folder / "postgres.log"
-    # fsync=off: a throwaway server for tests and demos, fast, and not safe against a machine crash.
-    # 200 connections: the demo keeps one per thread, and the parallel variant has up to 80 threads.
-    process = _spawn([postgres, "-D", str(data), "-k", str(folder), "-h", "127.0.0.1", "-p", str(port),
-                      "-c", "fsync=off", "-c", "max_connections=200"], log, user=user)
-    cleanup.callback(_stop_tree, process, lambda: process.send_signal(signal.SIGINT))   # "fast" shutdown
-    _wait_until(lambda: _postgres_ready(f"postgresql://postgres@127.0.0.1:{port}/postgres"),
-                process, [log], "PostgreSQL")
-    url = create_database(f"postgresql://postgres@127.0.0.1:{port}/postgres", POSTGRES_DATABASE)
-    return Server("postgres", url, port, process.pid, folder, [process.pid])
+    return initdb
 
 
 def _postgres_user() -> str:
@@ -242,7 +319,7 @@ def _postgres_user() -> str:
     return "postgres"
 
 
-def _as_user(user: str | None) -> dict:
+def _as_user(user: Optional[str]) -> dict:
     """Popen's arguments to run as ``user`` (its own group, none of ours), or nothing."""
     return dict(user=user, group=pwd.getpwnam(user).pw_gid, extra_groups=[]) if user else {}
 
@@ -270,68 +347,6 @@ def drop_database(server_url: str, name: str) -> None:
         db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-# --- processes ------------------------------------------------------------------------------
-
-def _spawn(argv: list[str], log: Path, env: dict | None = None, user: str | None = None) -> subprocess.Popen:
-    """Start ``argv`` (as ``user``, if given) in a session of its own (a Ctrl-C in the terminal
-    does not reach it)."""
-    with open(log, "ab") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, cwd=log.parent, start_new_session=True, **_as_user(user))
-
-
-def _stop_tree(process: subprocess.Popen, stop: Callable[[], object] | None = None) -> None:
-    """Stop ``process`` with ``stop()`` (or SIGTERM), wait, then SIGKILL whatever is left of it:
-    its process group and every process under it (Erlang's helpers leave the group)."""
-    try:
-        tree = psutil.Process(process.pid).children(recursive=True)   # now: orphans can't be found later
-    except psutil.NoSuchProcess:
-        tree = []
-    if process.poll() is None:
-        try:
-            (stop or process.terminate)()
-        except Exception:                                      # e.g. rabbitmqctl failed: SIGTERM it is
-            process.terminate()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(STOP_TIMEOUT_S)
-    _, left = psutil.wait_procs(tree, timeout=5 if process.poll() is not None else 0)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)                 # the last resort
-    for child in left:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
-    process.wait()
-    psutil.wait_procs(left, timeout=5)
-
-
-def _accepts(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-
-
-def _wait_until(ready: Callable[[], bool], process: subprocess.Popen, logs: list[Path], what: str,
-                timeout_s: float = START_TIMEOUT_S) -> None:
-    """Poll ``ready()`` until true; ServerFailed with the logs' tails if the process ends or time runs out."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if process.poll() is not None:
-            problem = f"{what} exited with code {process.returncode}"
-            break
-        with contextlib.suppress(Exception):
-            if ready():
-                return
-        if time.monotonic() > deadline:
-            problem = f"{what} did not answer within {timeout_s:.0f} s"
-            break
-        time.sleep(0.1)
-    tails = "\n".join(f"--- {log}:\n{_tail(log)}" for log in logs if log.exists() and log.stat().st_size)
-    raise ServerFailed(f"{problem}\n{tails}")
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
 # --- command line ---------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -340,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("servers", nargs="*", metavar="SERVER",
                         help=f"which to start: any of {', '.join(SERVERS)} (default: all)")
     parser.add_argument("--workdir", help="keep each server's data and logs in a folder under here")
+    parser.add_argument("--appendonly", action="store_true",
+                        help="Redis: keep every write in its append-only file (it survives a kill)")
     args = parser.parse_args(argv)
     names = list(dict.fromkeys(args.servers or SERVERS))
     if unknown := set(names) - set(SERVERS):
@@ -351,15 +368,18 @@ def main(argv: list[str] | None = None) -> int:
             started = []
             for name in names:
                 try:
-                    server = stack.enter_context(running(name, args.workdir))
-                except ServerMissing as missing:
+                    server = stack.enter_context(running(name, args.workdir,
+                                                         appendonly=args.appendonly and name == "redis"))
+                except ServerMissing as problem:
                     if args.servers or (name == names[-1] and not started):   # asked for, or none at all
                         raise
-                    print(f"# skipped {name}: {missing}", flush=True)
+                    print(f"# skipped {name}: {problem}", flush=True)
                     continue
                 started.append(name)
                 print(f"# {name} on 127.0.0.1:{server.port} (pid {server.pid}, files in {server.folder})")
                 print(f"export {VARIABLES[name]}={server.url}", flush=True)
+                if name in ALTERNATIVES:
+                    print(f"# or, {name} as the message broker: export {ALTERNATIVES[name]}={server.url}", flush=True)
             print("# running; Ctrl-C stops them", flush=True)
             try:
                 while True:

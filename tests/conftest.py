@@ -18,16 +18,22 @@ for _variable in ("MPLCONFIGDIR", "IPYTHONDIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_
     os.environ.setdefault(_variable, os.path.join(_SCRATCH, _variable.lower()))
 
 
+# The servers a test uses come from its fixtures, never from the caller's shell (`make servers`
+# prints these exports): a service or a `python -m load` the tests start inherits this environment.
+for _variable in ("BROKER_URL", "DATABASE_URL", "REDIS_URL"):
+    os.environ.pop(_variable, None)
+
+
 def pytest_unconfigure(config):
     shutil.rmtree(_SCRATCH, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def started(name: str, workdir: str | None = None):
+def started(name: str, workdir: str | None = None, **options):
     """``running()``, but a server that is not installed skips the test (REQUIRE_SERVERS=1: fails it)."""
     with contextlib.ExitStack() as stack:
         try:
-            server = stack.enter_context(running(name, workdir))
+            server = stack.enter_context(running(name, workdir, **options))
         except ServerMissing as missing:
             hint = str(missing)
         else:

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import websocket
 
+from .sse_parser import SseParser
+
 
 class HttpError(Exception):
     def __init__(self, status: int, body: dict):
@@ -81,7 +83,7 @@ def next_after(answer: dict, after: int) -> int:
 
 
 class Sse:
-    """One Server-Sent Events stream, parsed by hand: ``for event in stream.events(): ...``."""
+    """One Server-Sent Events stream (``sse_parser``): ``for event in stream.events(): ...``."""
 
     def __init__(self, base_url: str, conversation: str, after: Optional[int] = None,
                  last_event_id: Optional[str] = None, timeout_s: float = 10.0):
@@ -94,8 +96,16 @@ class Sse:
         self.connection.request("GET", path, headers=headers)
         self.response = self.connection.getresponse()
         self.status = self.response.status
-        self.last_event_id = last_event_id   # what a browser would send on reconnecting
-        self.retry_ms: Optional[int] = None
+        self.parser = SseParser(last_event_id)
+
+    @property
+    def last_event_id(self) -> Optional[str]:
+        """What a browser would send on reconnecting."""
+        return self.parser.last_event_id
+
+    @property
+    def retry_ms(self) -> Optional[int]:
+        return self.parser.retry_ms
 
     def error(self) -> dict:
         return json.loads(self.response.read())
@@ -103,32 +113,13 @@ class Sse:
     def events(self, heartbeats: bool = False) -> Iterator[dict]:
         """Each event as ``{"event", "id", "data"}`` (data parsed as JSON); heartbeats (comment
         lines) too, as ``{"event": "heartbeat"}``, if asked for. Ends when the server closes the stream."""
-        event: dict = {}
-        data: list = []
-        while True:
-            line = self.response.readline()
-            if not line:
-                return
-            line = line.decode("utf-8").rstrip("\r\n")
-            if not line:
-                if data:
-                    if "id" in event:
-                        self.last_event_id = event["id"]
-                    yield {"event": event.get("event", "message"), "id": event.get("id"),
-                           "data": json.loads("\n".join(data))}
-                event, data = {}, []
-            elif line.startswith(":"):
-                if heartbeats:
-                    yield {"event": "heartbeat", "id": None, "data": None}
-            else:
-                field, _, value = line.partition(":")
-                value = value[1:] if value.startswith(" ") else value
-                if field == "data":
-                    data.append(value)
-                elif field == "retry":
-                    self.retry_ms = int(value)
-                elif field in ("id", "event"):
-                    event[field] = value
+        while line := self.response.readline():
+            event = self.parser.feed(line.decode("utf-8"))
+            if event is None or (event["event"] == "heartbeat" and not heartbeats):
+                continue
+            if event["data"] is not None:
+                event["data"] = json.loads(event["data"])
+            yield event
 
     def close(self) -> None:
         self.connection.close()

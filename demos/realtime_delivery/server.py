@@ -11,7 +11,7 @@ One process or several:
   to the latency; but one process under gevent uses one core, whatever the machine has.
 - ``--processes N`` with ``BROKER_URL`` (Redis or RabbitMQ): this process binds both listening
   sockets, then forks N workers that accept on both (the kernel hands each new connection to one
-  of them). Each worker opens its own store connection and hub after the fork and learns of the
+  of them; ``supervisor``). Each worker opens its own store connection and hub after the fork and learns of the
   others' messages through the broker (``fanout``: one hop, about 1 ms added on loopback; the
   store, not the broker, stays the truth). The parent restarts a worker that dies. Separate
   servers on other ports or machines, sharing the database and ``BROKER_URL``, work the same way.
@@ -26,20 +26,18 @@ monkey.patch_all()
 
 import argparse  # noqa: E402  (after the patching, on purpose)
 import os  # noqa: E402
-import resource  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
-import traceback  # noqa: E402
 from typing import Optional  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
-from gevent.os import fork_and_watch  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
-from gevent.queue import Queue  # noqa: E402
 from gevent.server import StreamServer  # noqa: E402
 from kombu.utils.url import maybe_sanitize_url  # noqa: E402
+
+from demos.limits import raise_open_files_limit  # noqa: E402
 
 from . import websocket  # noqa: E402
 from .app import create_app  # noqa: E402
@@ -47,10 +45,9 @@ from .fanout import BrokerUnavailable, Fanout, check_reachable  # noqa: E402
 from .hub import Hub  # noqa: E402
 from .settings import Settings  # noqa: E402
 from .store import Store  # noqa: E402
+from .supervisor import stop_when_orphaned, supervise  # noqa: E402
 
 BACKLOG = 2048            # many clients connect at once in the loads
-RESTART_DELAY_S = 1.0     # a worker that dies at once, again and again, is restarted once a second
-STOP_TIMEOUT_S = 5.0      # after SIGTERM, how long workers have before SIGKILL
 NEEDS_BROKER = ("--processes {n} needs BROKER_URL: without a broker each worker's hub wakes only its "
                 "own clients, so a message sent to one worker would not reach the others' clients. "
                 "Start Redis with `make servers` (it prints the BROKER_URL to use) and set BROKER_URL, "
@@ -72,13 +69,6 @@ def prune_forever(store: Store, interval_s: float) -> None:
     while True:
         gevent.sleep(interval_s)
         store.prune()
-
-
-def stop_when_orphaned(parent_pid: int, stop: Event) -> None:
-    """A worker whose parent is gone (SIGKILLed) stops too, rather than serving on unsupervised."""
-    while os.getppid() == parent_pid:
-        gevent.sleep(1.0)
-    stop.set()
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -134,94 +124,6 @@ def serve(http_listener: socket.socket, ws_listener: socket.socket, settings: Se
     return 0
 
 
-def exit_reason(status: int) -> str:
-    code = os.waitstatus_to_exitcode(status)
-    return f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-
-
-def supervise(count: int, http_listener: socket.socket, ws_listener: socket.socket,
-              settings: Settings) -> int:
-    """Fork ``count`` workers serving both sockets; restart any that dies; stop them all on
-    SIGTERM or SIGINT. gevent's fork reinitialises the event loop in each child."""
-    stopping, exits = Event(), Queue()
-    workers: dict[int, int] = {}   # pid -> worker number
-
-    def on_signal() -> None:
-        stopping.set()
-        exits.put_nowait(None)     # wakes the loop below
-
-    handlers = [gevent.signal_handler(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)]
-    parent_pid = os.getpid()
-
-    def start(number: int) -> None:
-        # ref=True: the watcher keeps the parent's event loop running while the worker lives
-        pid = fork_and_watch(callback=lambda watcher: exits.put_nowait((watcher.pid, watcher.rstatus)), ref=True)
-        if pid == 0:   # the worker: never returns into the parent's code
-            code = 1
-            try:
-                for handler in handlers:
-                    handler.cancel()
-                code = serve(http_listener, ws_listener, settings, f"worker {number}", parent_pid)
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        workers[pid] = number
-
-    for number in range(1, count + 1):
-        start(number)
-    host, port = http_listener.getsockname()[:2]
-    print(f"serving HTTP on http://{host}:{port} and WebSocket on ws://{host}:{ws_listener.getsockname()[1]}"
-          f"/ws/<conversation> from {count} worker processes (pids {', '.join(map(str, workers))}); "
-          f"{describe(settings)}", flush=True)
-
-    while not stopping.is_set():
-        event = exits.get()
-        if event is None or event[0] not in workers:
-            continue
-        pid, status = event
-        number = workers.pop(pid)
-        print(f"worker {number} (pid {pid}) {exit_reason(status)}; restarting it", flush=True)
-        if stopping.wait(RESTART_DELAY_S):   # it died because everything is stopping: no restart
-            break
-        start(number)
-
-    print(f"stopping {len(workers)} workers", flush=True)
-    for pid in workers:
-        with_pid_gone(os.kill, pid, signal.SIGTERM)
-    with gevent.Timeout(STOP_TIMEOUT_S, False):
-        while workers:
-            event = exits.get()
-            if event is not None:
-                workers.pop(event[0], None)
-    for pid in workers:   # still there after the grace period
-        print(f"worker (pid {pid}) did not stop within {STOP_TIMEOUT_S:g} s: SIGKILL", flush=True)
-        with_pid_gone(os.kill, pid, signal.SIGKILL)
-    return 0
-
-
-def with_pid_gone(call, pid: int, *args) -> None:
-    try:
-        call(pid, *args)
-    except ProcessLookupError:
-        pass
-
-
-def raise_open_files_limit() -> int:
-    """One file descriptor per client: take as many as the hard limit allows (a shell's default
-    soft limit, often 1,024, would refuse clients long before memory runs out). Returns the limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard != resource.RLIM_INFINITY:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    return soft
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -251,7 +153,17 @@ def main() -> None:
     store = Store(settings.database_url, settings.window_length, settings.window_age_s)
     store.prune()   # once, and a bad DATABASE_URL fails here rather than in every worker
     store.close()   # no connection crosses the fork
-    sys.exit(supervise(args.processes, http_listener, ws_listener, settings))
+
+    def work(worker: str, parent_pid: int) -> int:
+        return serve(http_listener, ws_listener, settings, worker, parent_pid)
+
+    def announce(pids: list[int]) -> None:
+        host, port = http_listener.getsockname()[:2]
+        print(f"serving HTTP on http://{host}:{port} and WebSocket on ws://{host}:{ws_listener.getsockname()[1]}"
+              f"/ws/<conversation> from {len(pids)} worker processes (pids {', '.join(map(str, pids))}); "
+              f"{describe(settings)}", flush=True)
+
+    sys.exit(supervise(args.processes, work, announce))
 
 
 if __name__ == "__main__":

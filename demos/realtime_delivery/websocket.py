@@ -15,8 +15,8 @@ The conversation, in frames of JSON text:
   server: ``{"type": "ack", "seq": n}`` (with the client's ``id`` if it gave one) once stored.
 
 Fan-out writes one frame, serialized once per message, to each subscriber's socket if the socket
-takes it at once, else into the subscriber's outbox for its writer; the publisher never waits. A
-client that does not read fast enough must not grow the server: once its unsent bytes would pass
+takes it at once, else into the subscriber's send buffer for its writer (``send_buffer``); the
+publisher never waits. A client that does not read fast enough must not grow the server: once its unsent bytes would pass
 ``WS_MAX_PENDING_BYTES`` it is closed with 1013 ("try again later") and reconnects with its last
 number. Close codes for bad input: 1008 unknown
 conversation, a bad first frame or a bad message; 1007 malformed JSON or UTF-8; 1009 a frame over
@@ -27,12 +27,10 @@ import json
 import logging
 import re
 import socket
-from collections import deque
 from functools import lru_cache
 from typing import Optional
 
 import gevent
-from gevent.event import Event
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import SEND_EOF, State
@@ -40,6 +38,7 @@ from websockets.server import ServerProtocol
 
 from . import inputs
 from .hub import Hub
+from .send_buffer import SendBuffer
 from .settings import Settings
 from .store import AfterBeyondLast, Message, UnknownConversation
 
@@ -64,17 +63,13 @@ def message_frame(message: Message) -> bytes:
 
 
 class Connection:
-    __slots__ = ("sock", "hub", "settings", "protocol", "outbox", "pending", "writer", "room",
-                 "eof_requested", "closer", "conversation", "after", "sent_seq", "fragments")
+    __slots__ = ("sock", "hub", "settings", "protocol", "send_buffer", "closer", "conversation", "after",
+                 "sent_seq", "fragments")
 
     def __init__(self, sock: socket.socket, hub: Hub, settings: Settings):
         self.sock, self.hub, self.settings = sock, hub, settings
         self.protocol = ServerProtocol(max_size=settings.ws_max_frame_bytes, logger=LOG)
-        self.outbox: deque = deque()   # whole frames (or handshake bytes) not yet written
-        self.pending = 0               # bytes in the outbox plus those being written
-        self.writer: Optional[gevent.Greenlet] = None
-        self.room: Optional[Event] = None   # set by the writer when pending drops to half the cap
-        self.eof_requested = False
+        self.send_buffer = SendBuffer(sock, hub.stats, settings.ws_max_pending_bytes)
         self.closer: Optional[gevent.Greenlet] = None
         self.conversation: Optional[str] = None
         self.after: Optional[int] = None    # from the client's first frame
@@ -104,8 +99,7 @@ class Connection:
             if self.conversation is not None:
                 self.hub.unsubscribe(self.conversation, self)
             stats["ws_open"] -= 1
-            if self.writer is not None:
-                self.writer.join(CLOSE_TIMEOUT_S)
+            self.send_buffer.join(CLOSE_TIMEOUT_S)
             if self.closer is not None:
                 self.closer.kill(block=False)
             # the StreamServer closes the socket when this returns
@@ -179,7 +173,7 @@ class Connection:
         ack = {"type": "ack", "seq": stored.seq}
         if "id" in message:
             ack["id"] = message["id"]
-        self.push(text_frame(json.dumps(ack)))
+        self.send_buffer.push(text_frame(json.dumps(ack)))
 
     def catch_up_and_subscribe(self) -> None:
         """Replay what the client missed, a bounded amount at a time, then subscribe.
@@ -189,7 +183,7 @@ class Connection:
         half the cap: the loop waits for the writer to make room."""
         cursor, half = self.after, self.settings.ws_max_pending_bytes // 2
         while True:
-            if self.pending > half and not self.wait_for_room(half):
+            if self.send_buffer.pending > half and not self.wait_for_room(half):
                 return
             with self.hub.lock:
                 try:
@@ -197,26 +191,24 @@ class Connection:
                 except AfterBeyondLast as problem:
                     return self.fail(1008, str(problem))
                 if batch.gap:
-                    self.push(text_frame(json.dumps({"type": "gap", "first_seq": batch.first_seq,
+                    self.send_buffer.push(text_frame(json.dumps({"type": "gap", "first_seq": batch.first_seq,
                                                      "last_seq": batch.last_seq})))
                     cursor = batch.first_seq - 1
                 for message in batch.messages:
-                    if self.pending > half:
+                    if self.send_buffer.pending > half:
                         break
-                    self.push(message_frame(message))
+                    self.send_buffer.push(message_frame(message))
                     self.hub.stats["deliveries.websocket"] += 1
                     cursor = message.seq
                 if cursor == batch.last_seq:
                     self.sent_seq = cursor
                     self.hub.subscribe(self.conversation, self)
-                    self.push(text_frame(json.dumps({"type": "subscribed", "last_seq": cursor})))
+                    self.send_buffer.push(text_frame(json.dumps({"type": "subscribed", "last_seq": cursor})))
                     self.flush()
                     return
 
     def wait_for_room(self, half: int) -> bool:
-        self.room = self.room or Event()
-        self.room.clear()
-        if self.pending > half and not self.room.wait(CLOSE_TIMEOUT_S * 6):
+        if not self.send_buffer.wait_for_room(half, CLOSE_TIMEOUT_S * 6):
             self.fail(1013, "too slow to catch up: reconnect with your last seq")
             return False
         return self.protocol.state is State.OPEN
@@ -230,12 +222,12 @@ class Connection:
         if message.seq != self.sent_seq + 1:   # cannot happen with publishes in order; never skip silently
             return self.fail(1011, "missed a message: reconnect with your last seq")
         frame = message_frame(message)
-        if self.pending + len(frame) > self.settings.ws_max_pending_bytes:
+        if self.send_buffer.pending + len(frame) > self.settings.ws_max_pending_bytes:
             self.hub.stats["ws_closed_slow"] += 1   # what is queued stays: the close frame goes after it
             return self.fail(1013, "too slow: more unsent messages than allowed; reconnect with your last seq")
         self.sent_seq = message.seq
         self.hub.stats["deliveries.websocket"] += 1
-        self.push(frame)
+        self.send_buffer.push(frame)
 
     def fail(self, code: int, reason: str) -> None:
         """Send a close frame with ``code`` and end the connection (cut off after CLOSE_TIMEOUT_S)."""
@@ -250,61 +242,14 @@ class Connection:
 
     def flush(self) -> None:
         """Queue whatever the protocol has to send (handshake, pongs, close frames, end of stream)."""
+        ending = False
         for data in self.protocol.data_to_send():
             if data is SEND_EOF or data == SEND_EOF:
-                self.eof_requested = True
+                ending = True
             else:
-                self.push(data)
-        if self.eof_requested and self.writer is None:
-            self.writer = gevent.spawn(self.drain)
-
-    def push(self, data: bytes) -> None:
-        """Write ``data`` now if the socket takes it without waiting, else queue it for the writer."""
-        if self.writer is None and not self.outbox:
-            try:
-                sent = self.sock.send(data, 0, timeout=0.0)   # gevent: never wait
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                sent = 0                                        # the writer will meet the error and end it
-            if sent == len(data):
-                return
-            data = data[sent:]                                  # the rest of the frame goes first
-        self.outbox.append(data)
-        self.pending += len(data)
-        stats = self.hub.stats
-        stats["ws_pending_bytes"] += len(data)
-        if stats["ws_pending_bytes"] > stats["ws_pending_bytes_peak"]:
-            stats["ws_pending_bytes_peak"] = stats["ws_pending_bytes"]
-        if self.writer is None:
-            self.writer = gevent.spawn(self.drain)
-
-    def unqueue(self, size: int) -> None:
-        self.pending -= size
-        self.hub.stats["ws_pending_bytes"] -= size
-
-    def drain(self) -> None:
-        try:
-            while self.outbox:
-                chunk = self.outbox.popleft() if len(self.outbox) == 1 else b"".join(self.outbox)
-                self.outbox.clear()
-                try:
-                    self.sock.sendall(chunk)
-                finally:
-                    self.unqueue(len(chunk))
-                if self.room is not None and self.pending <= self.settings.ws_max_pending_bytes // 2:
-                    self.room.set()
-            if self.eof_requested:
-                self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            self.unqueue(self.pending)
-            self.outbox.clear()
-            self.sock.close()   # the reader's recv fails too and the connection ends
-        finally:
-            self.writer = None
-            if self.room is not None:
-                self.room.set()
-
+                self.send_buffer.push(data)
+        if ending or self.send_buffer.eof_requested:
+            self.send_buffer.end()
 
 def handler(hub: Hub, settings: Settings):
     """The StreamServer's handler: one call (in its own greenlet) per accepted connection."""

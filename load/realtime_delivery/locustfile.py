@@ -26,6 +26,7 @@ from gevent.lock import Semaphore
 from locust import FastHttpUser, User, events, task
 from locust.user.users import LOCUST_STATE_STOPPING
 
+from demos.realtime_delivery.sse_parser import SseParser
 import load.recorder  # noqa: F401  (registers --raw-dir and keeps the raw record of every request)
 from load import pacing
 
@@ -216,19 +217,14 @@ class SseReceiver(Receiver, User):
             with self.session.get(url, headers=headers, stream=True, timeout=(10, 30)) as response:   # heartbeats every 15 s
                 self.report("connect", started, (time.time() - started) * 1000)
                 self.mark_subscribed()
-                event, data = "message", []
+                parser = SseParser()
                 for line in response.iter_lines(chunk_size=None, decode_unicode=True):
                     if self.stopping():
                         return
-                    if line == "":                       # end of one event
-                        if data and event in ("message", "gap"):
-                            payload = json.loads("\n".join(data))
-                            self.receive(payload if event == "message" else {"gap": True, **payload})
-                        event, data = "message", []
-                    elif line.startswith("event:"):
-                        event = line[6:].strip()
-                    elif line.startswith("data:"):
-                        data.append(line[5:].lstrip())
+                    event = parser.feed(line)
+                    if event is not None and event["event"] in ("message", "gap"):
+                        payload = json.loads(event["data"])
+                        self.receive(payload if event["event"] == "message" else {"gap": True, **payload})
         except (requests.RequestException, ValueError) as error:
             if not self.stopping():
                 self.report("connect", started, (time.time() - started) * 1000, error=error)

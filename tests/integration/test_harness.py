@@ -83,9 +83,13 @@ def test_a_service_that_never_gets_ready_is_stopped_with_its_children(tmp_path):
 
 
 def test_ctrl_c_during_a_run_stops_every_service(tmp_path):
+    """Even when the harness starts with SIGINT ignored, as a background job of a non-interactive
+    shell (`make bench &`, CI) starts it: Python then installs no Ctrl-C handler of its own."""
     command = [sys.executable, "-m", "load", "run", "04-message-queues", "--scenario", "latency",
                "--size", "smoke", "--results", str(tmp_path)]
-    harness = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    harness = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               stdin=subprocess.DEVNULL,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     output = []
     for line in harness.stdout:            # wait until Locust is running against the first variant
         output.append(line)

@@ -42,3 +42,18 @@ def test_sse_sends_heartbeats_while_idle(realtime):
     assert time.monotonic() - started < 2
     assert Http(server.url).stats()["sse_streams"] == 1
     sse.close()
+
+
+def test_the_locust_sse_receivers_parse_the_stream_they_measure(tmp_path):
+    """The locustfile's SseReceiver reads the stream with the client's parser (sse_parser): every
+    message it receives is reported as a delivery, in order, none lost."""
+    from load.harness import Harness
+    from load.realtime_delivery import scenarios
+
+    harness = Harness("01-realtime-delivery", "smoke", 1, tmp_path, "check")
+    with harness.run("sse") as run:
+        server = scenarios.start_server(run)
+        scenarios.drive(run, server, "sse", receivers=4, conversations=1, rate=10, seconds=3)
+    by_name = run.locust_result.summary["by_name"]
+    assert by_name["deliver sse"]["requests"] >= 40, by_name
+    assert "order sse" not in by_name and run.locust_result.summary["failures"] == 0

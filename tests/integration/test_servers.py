@@ -91,7 +91,7 @@ def test_workdir_keeps_the_files(start_server, tmp_path):
 
 
 @pytest.mark.servers
-@pytest.mark.parametrize("name, export_prefix", [("redis", "export BROKER_URL=redis://127.0.0.1:"),
+@pytest.mark.parametrize("name, export_prefix", [("redis", "export REDIS_URL=redis://127.0.0.1:"),
                                                  ("postgres", "export DATABASE_URL=postgresql://postgres@127.0.0.1:")])
 def test_command_line_prints_the_url_and_stops_cleanly_on_sigterm(request, name, export_prefix):
     request.getfixturevalue(f"{name}_url")                     # skipped when the server is not installed
@@ -101,6 +101,8 @@ def test_command_line_prints_the_url_and_stops_cleanly_on_sigterm(request, name,
         about, export = cli.stdout.readline(), cli.stdout.readline()
         assert export.startswith(export_prefix), export
         url = export.split("=", 1)[1].strip()
+        if name == "redis":                                    # Redis as the broker: the same URL, commented
+            assert cli.stdout.readline() == f"# or, redis as the message broker: export BROKER_URL={url}\n"
         server = psutil.Process(int(re.search(r"pid (\d+)", about).group(1)))
         assert round_trip(url)["hello"].startswith("servers-test-")
         cli.send_signal(signal.SIGTERM)
@@ -123,3 +125,70 @@ def test_a_missing_server_says_how_to_install_it(monkeypatch, tmp_path, name, pr
         with servers.running(name):
             pass
     assert not list(tmp_path.iterdir()), "the temp folder was not removed"
+
+
+def test_missing_says_how_to_install_or_nothing(monkeypatch):
+    for name in servers.SERVERS:
+        hint = servers.missing(name)
+        assert hint is None or "install it with `" in hint
+    monkeypatch.setattr(servers.shutil, "which", lambda *args, **kwargs: None)
+    assert servers.missing("rabbitmq") == ("rabbitmq-server not found: install it with "
+                                           "`apt-get install rabbitmq-server` (Debian/Ubuntu) or `brew install rabbitmq`")
+
+
+# --- kill and restart: the same port, the same data ------------------------------------------
+
+def write_and_read_back(name: str, url: str):
+    """Something the server must keep (a Redis key, a persistent message on a durable queue, a
+    committed row), then a function that reads it back: what it finds, or None."""
+    if name == "redis":
+        import redis
+        redis.Redis.from_url(url).set("kept", "across the kill")
+        return lambda: (redis.Redis.from_url(url).get("kept") or b"").decode() or None
+    if name == "rabbitmq":
+        # publisher confirms: the broker answers once the persistent message is on disk
+        with kombu.Connection(url, transport_options={"confirm_publish": True}) as connection:
+            connection.SimpleQueue("kept", queue_opts={"durable": True}).put(
+                "across the kill", delivery_mode="persistent", serializer="json")
+
+        def read():
+            with kombu.Connection(url, connect_timeout=5) as connection:
+                queue = connection.SimpleQueue("kept", queue_opts={"durable": True})
+                try:
+                    message = queue.get(block=True, timeout=5)
+                except queue.Empty:
+                    return None
+                message.ack()
+                return message.payload
+        return read
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("CREATE TABLE kept (what TEXT)")
+        db.execute("INSERT INTO kept VALUES ('across the kill')")
+    return lambda: psycopg.connect(url, autocommit=True).execute("SELECT what FROM kept").fetchone()[0]
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("name, options", [("redis", {"appendonly": True}), ("rabbitmq", {}), ("postgres", {})])
+def test_a_killed_server_restarts_on_the_same_port_with_its_data(start_server, name, options):
+    with start_server(name, **options) as server:
+        read_back = write_and_read_back(name, server.url)
+        helpers = [process.pid for process, _ in server.helpers]   # RabbitMQ's epmd outlives the node
+        before = [process for process in processes_of(server) if process.pid not in helpers]
+        server.kill()
+        assert not [process for process in before if is_alive(process)], "SIGKILL left some running"
+        assert servers.port_is_free(server.port)
+        server.start()
+        assert server.pid not in [process.pid for process in before]
+        assert server.port in [address.port for address in listening_addresses(processes_of(server))]
+        assert read_back() == "across the kill"
+        server.restart()                                   # a clean stop and a start: the same again
+        assert round_trip(server.url)["committed"]
+
+
+@pytest.mark.servers
+def test_redis_without_appendonly_loses_its_data_on_a_kill(start_server):
+    with start_server("redis") as server:
+        read_back = write_and_read_back("redis", server.url)
+        server.kill()
+        server.start()
+        assert read_back() is None
