@@ -24,7 +24,6 @@ from load import ROOT, chapters, compare, figures
 from load.harness import SIZES, Harness, Scenario
 
 DEFAULT_REPEATS = {"smoke": 1, "default": 1, "workshop": 3}
-SERVER_PROGRAMS = {"redis": "redis-server", "rabbitmq": "rabbitmq-server", "postgres": "postgres"}
 
 
 @dataclass
@@ -42,22 +41,6 @@ def clock(seconds: float) -> str:
     return f"{minutes}:{seconds:02d}"
 
 
-def missing_needs(scenario: Scenario) -> list[str]:
-    """What the scenario needs and this machine lacks, each with how to get it."""
-    from load import servers
-    missing = []
-    for need in scenario.needs:
-        if need == "root":
-            if os.geteuid() != 0:
-                missing.append("root (network namespaces): run as root, e.g. `sudo make bench`")
-        else:
-            try:
-                servers.find(SERVER_PROGRAMS.get(need, need))
-            except servers.ServerMissing as error:
-                missing.append(str(error))
-    return missing
-
-
 def plan_runs(slugs, scenario_filter: str, size: str, repeat: int, results_root: Path) -> tuple[list, list]:
     """Every run to make, in order, and the scenarios skipped for what this machine lacks (each
     recorded in ``<results>/<chapter>/<scenario>/skipped.json``, so figures and the comparison
@@ -72,7 +55,7 @@ def plan_runs(slugs, scenario_filter: str, size: str, repeat: int, results_root:
             scenario = module.SCENARIOS[name]
             folder = results_root / slug / name
             (folder / "skipped.json").unlink(missing_ok=True)
-            if missing := missing_needs(scenario):
+            if missing := scenario.missing():
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / "skipped.json").write_text(json.dumps({"size": size, "missing": missing}, indent=2))
                 skipped.append(f"{slug} / {name}: {'; '.join(missing)}")

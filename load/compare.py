@@ -23,8 +23,8 @@ WIDEN = 0.25
 COLUMNS = ["id", "claim", "article", "reference", "yours", "verdict", "why"]
 
 
-def reference_claims(slug: str) -> Path:
-    return ROOT / "chapters" / slug / "reference" / "figures" / "claims.csv"
+def reference_dir(slug: str) -> Path:
+    return ROOT / "chapters" / slug / "reference"
 
 
 def metas(folder: Path) -> list[dict]:
@@ -63,15 +63,21 @@ def reasons(reference_runs: list[dict], your_runs: list[dict]) -> str:
     return "; ".join(found)
 
 
-def compare_chapter(slug: str, results: Path) -> list[dict]:
-    """One row per ledger row of the chapter's reference claims.csv."""
-    reference_path = reference_claims(slug)
+def compare_chapter(slug: str, results: Path, reference_set: Path | None = None) -> list[dict]:
+    """One row per ledger row of the chapter's reference claims.csv (``reference_set``: the
+    committed ``chapters/<slug>/reference/`` unless given)."""
+    reference_set = reference_set or reference_dir(slug)
+    reference_path = reference_set / "figures" / "claims.csv"
     if not reference_path.exists():
+        return []
+    reference = read_claims(reference_path)
+    if reference and "id" not in reference[0]:
+        print(f"{reference_path} predates ledger ids: `make reference CHAPTER={slug}` renews it", flush=True)
         return []
     mine_path = results / slug / "figures" / "claims.csv"
     mine = {(row["id"], row["claim"]): row for row in read_claims(mine_path)} if mine_path.exists() else {}
     rows = []
-    for ref in read_claims(reference_path):
+    for ref in reference:
         if not ref["id"]:
             continue
         yours = mine.get((ref["id"], ref["claim"]))
@@ -93,7 +99,7 @@ def compare_chapter(slug: str, results: Path) -> list[dict]:
             row["verdict"] = "reproduced"
         else:
             row["verdict"] = "differs" if ref["match"] == "exact" else "outside the reference's range"
-            row["why"] = reasons(metas(ROOT / "chapters" / slug / "reference" / ref["scenario"]), your_runs)
+            row["why"] = reasons(metas(reference_set / ref["scenario"]), your_runs)
         rows.append(row)
     return rows
 

@@ -7,6 +7,7 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -395,6 +396,20 @@ class Scenario:
     @property
     def doc(self) -> str:
         return (self.plan.__doc__ or "").strip()
+
+    def missing(self) -> list[str]:
+        """What this scenario needs and the machine lacks, each saying how to get it."""
+        from load import servers
+        found = []
+        for need in self.needs:
+            if need == "root":
+                if os.geteuid() != 0:
+                    found.append("root (network namespaces): run it as root, e.g. `sudo make bench`")
+            elif need in servers.SERVERS:
+                found += filter(None, [servers.missing(need)])
+            elif not shutil.which(need, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])):
+                found.append(f"{need} not found: install it (Debian: `apt-get install {need}`)")
+        return found
 
 
 def headline_for(run: "Run", request_name: str, what: str) -> str:

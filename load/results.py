@@ -145,10 +145,16 @@ def read_raw(raw_dir: Path) -> list[dict]:
     return rows
 
 
+class NotRun(FileNotFoundError):
+    """The scenario was skipped: this machine lacks a server or root it needs (the message says
+    which, and how to get it). A notebook catches it and draws ``not_run(ax, error)`` instead."""
+
+
 def load_runs(results: Path, scenario: str, *, command: str = "") -> list[dict]:
     """Every repetition of every run of ``scenario``: meta.json plus summary.json as "summary".
 
-    Raises FileNotFoundError, saying how to produce the data, when there is none."""
+    Raises NotRun when the scenario was skipped for a missing server or root, FileNotFoundError
+    (saying how to produce the data) when there is none."""
     runs = []
     for meta_path in sorted(Path(results).glob(f"{scenario}/*/rep-*/meta.json")):
         run = json.loads(meta_path.read_text())
@@ -156,6 +162,9 @@ def load_runs(results: Path, scenario: str, *, command: str = "") -> list[dict]:
         summary = meta_path.parent / "summary.json"
         run["summary"] = json.loads(summary.read_text()) if summary.exists() else {}
         runs.append(run)
+    skipped = Path(results) / scenario / "skipped.json"
+    if not runs and skipped.exists():
+        raise NotRun(f"'{scenario}' not run: {'; '.join(json.loads(skipped.read_text())['missing'])}")
     if not runs:
         hint = command or f"python -m load run <chapter> --scenario {scenario}"
         raise FileNotFoundError(f"no '{scenario}' results under {results}: produce them with `{hint}`")
@@ -310,3 +319,11 @@ def save(fig, folder: Path, name: str) -> Path:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     print("wrote", path)
     return path
+
+
+def not_run(ax, error: Exception) -> None:
+    """An empty panel that says the scenario was not run on this machine, and why."""
+    ax.text(0.5, 0.5, f"not run\n{error}", ha="center", va="center", wrap=True, fontsize=9,
+            transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])

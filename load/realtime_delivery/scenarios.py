@@ -54,7 +54,7 @@ SIZES = {
         latency=dict(receivers=300, conversations=30, seconds=4, rates=(10, 50), processes=1, settle_s=1),
         interval=dict(receivers=200, conversations=20, seconds=4, rate=20, intervals=(0.25, 0.5, 1.0, 2.0),
                       settle_s=1),
-        wan=dict(receivers=100, conversations=10, seconds=4, rates=(10, 50), rtts_ms=(50,), settle_s=1),
+        wan=dict(receivers=100, conversations=10, seconds=4, rates=(50,), rtts_ms=(50,), settle_s=1),
         capacity=dict(clients={"websocket": 2_000, "long-poll": 1_000}, conversations=50, hold_s=4,
                       spawn_rate=500, processes=1, settle_s=1)),
     # the scale the claims are about (1,000 receivers, 10,000 idle clients, two round trips), and

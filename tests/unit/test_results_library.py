@@ -92,3 +92,15 @@ def test_figure_helpers_draw_on_the_axes_they_are_given(tmp_path):
     assert reference_line(ax, 50, "one way", vertical=True).get_xdata()[0] == 50
     assert save(fig, tmp_path, "f.png").stat().st_size > 1000
     plt.close(fig)
+
+
+def test_a_skipped_scenario_reads_as_not_run_with_its_reason(tmp_path):
+    import json
+
+    from load.results import NotRun, load_runs
+    (tmp_path / "failover").mkdir()
+    (tmp_path / "failover" / "skipped.json").write_text(json.dumps({"size": "smoke", "missing": ["root: run as root"]}))
+    with pytest.raises(NotRun, match="'failover' not run: root: run as root"):
+        load_runs(tmp_path, "failover")
+    with pytest.raises(FileNotFoundError, match="no 'latency' results"):
+        load_runs(tmp_path, "latency")

@@ -29,3 +29,9 @@ def test_a_full_core_or_no_request_makes_a_run_invalid():
     assert "full core" in validity(result(cpu_warning=True))[0]
     assert "no request" in validity(result(requests=0))[0]
     assert validity(None) == ["no Locust run"]
+
+
+def test_a_declared_overload_is_the_finding_but_a_full_load_generator_core_never_is():
+    assert validity(result(behind=300), {"overload": "ten times what the writer takes"}) == []
+    assert "full core" in validity(result(behind=300, utilisation=0.95), {"overload": "on purpose"})[0]
+    assert validity(result(behind=300), {"failures": "an outage"})   # failures do not excuse a late load
