@@ -114,8 +114,8 @@ def kill_group(process: psutil.Process) -> str:
 def kill_restart(port: int, down_s: float, timeout_s: float, log: Path) -> int:
     process = listener_on(port)
     with process.oneshot():
-        argv, cwd, env, uid, gid = process.cmdline(), process.cwd(), process.environ(), *process.uids()[:1], \
-            process.gids().real
+        argv, cwd, env = process.cmdline(), process.cwd(), process.environ()
+        uid, gid = process.uids().real, process.gids().real
     as_its_user = dict(user=uid, group=gid, extra_groups=[]) if uid != os.geteuid() else {}   # e.g. postgres
     print(f"found pid {process.pid} listening on 127.0.0.1:{port}: {shlex.join(argv)} (in {cwd})", flush=True)
     killed_at = time.time()
