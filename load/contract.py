@@ -132,9 +132,13 @@ def reference_problems(slug: str, root: Path) -> list[str]:
         if key not in rows:
             problems.append(f"claims.csv row {claim['claim']!r} has id {key}, which README.md's ledger lacks")
             continue
-        if claim["measured"].replace(",", "") not in numbers(rows[key]["measured"]):
+        quoted = numbers(rows[key]["measured"])
+        if claim["measured"].replace(",", "") not in quoted:
             problems.append(f"ledger row {key} must quote the reference's {claim['measured']} "
                             f"({claim['claim']}); it says: {rows[key]['measured']}")
+        elif claim["low"] != claim["high"] and not {claim["low"], claim["high"]} <= quoted:
+            problems.append(f"ledger row {key} must give the range {claim['low']}-{claim['high']} over "
+                            f"{claim['runs']} runs beside {claim['measured']} ({claim['claim']})")
         if claim["size"] and claim["size"] != "default" and f"SIZE={claim['size']}" not in rows[key]["command"]:
             problems.append(f"ledger row {key} comes from size {claim['size']}: its command must say SIZE={claim['size']}")
     return problems

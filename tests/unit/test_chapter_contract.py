@@ -41,7 +41,7 @@ SCENARIOS = {"latency": Scenario(latency_plan, perform)}
 
 
 def write_stub(root, *, scenarios=SCENARIOS, lesson="## Reading order\n1. `demos/stub_chapter/app.py`\n\n"
-               "## Scenarios\n`latency`: one user.\n", ledger_value="12.5", claims_value="12.5",
+               "## Scenarios\n`latency`: one user.\n", ledger_value="12.5 (12.0-13.1)", claims_value="12.5",
                claims_size="default", command="make run CHAPTER=09-stub-chapter"):
     """A whole chapter 9 under ``root``; the keyword arguments break one part of it."""
     files = {
@@ -61,7 +61,7 @@ def write_stub(root, *, scenarios=SCENARIOS, lesson="## Reading order\n1. `demos
         writer = csv.DictWriter(out, fieldnames=CLAIM_COLUMNS)
         writer.writeheader()
         writer.writerow(dict(zip(CLAIM_COLUMNS, ["9.1", "a claim", "latency", claims_size, "10", claims_value,
-                                                 claims_value, claims_value, "3", "ms", "range", ""])))
+                                                 "12.0", "13.1", "3", "ms", "range", ""])))
     return root
 
 
@@ -83,7 +83,8 @@ def test_a_whole_stub_chapter_keeps_the_contract(tmp_path):
     (dict(scenarios=SCENARIOS.replace("dict(latency=dict(", "dict(other=dict(")), "must have one entry per scenario"),
     (dict(scenarios=SCENARIOS.replace('{"one":', '{"One Run":')), "run names must be lower-case"),
     (dict(scenarios="import nothing_here\n"), "does not import"),
-    (dict(ledger_value="13.0"), "ledger row 9.1 must quote the reference's 12.5"),
+    (dict(ledger_value="13.0 (12.0-13.1)"), "ledger row 9.1 must quote the reference's 12.5"),
+    (dict(ledger_value="12.5"), "ledger row 9.1 must give the range 12.0-13.1 over 3 runs"),
     (dict(claims_size="workshop"), "its command must say SIZE=workshop"),
 ])
 def test_a_chapter_that_breaks_the_contract_is_told_what_to_fix(tmp_path, broken, expected):
