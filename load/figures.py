@@ -19,7 +19,8 @@ def render(slug: str, results_dir: Path, figures_dir: Path | None = None, timeou
     import nbformat
     from nbclient import NotebookClient
 
-    figures_dir = figures_dir or results_dir / "figures"
+    results_dir = Path(results_dir).resolve()   # the kernel runs in notebooks/: no relative paths
+    figures_dir = Path(figures_dir or results_dir / "figures").resolve()
     figures_dir.mkdir(parents=True, exist_ok=True)
     notebook = nbformat.read(notebook_path(slug), as_version=4)
     previous = {key: os.environ.get(key) for key in ("RESULTS_DIR", "FIGURES_DIR")}
