@@ -51,7 +51,7 @@ SIZES = {
                       spawn_rate=300, processes=1, settle_s=0.5)),
     # the main job: within 3 minutes on 2 cores; short steady windows, repeated for the spread
     "default": dict(
-        latency=dict(receivers=300, conversations=30, seconds=4, rates=(10, 50), processes=1, settle_s=1),
+        latency=dict(receivers=300, conversations=30, seconds=4, rates=(10, 50), processes=2, settle_s=1),
         interval=dict(receivers=200, conversations=20, seconds=4, rate=20, intervals=(0.25, 0.5, 1.0, 2.0),
                       settle_s=1),
         wan=dict(receivers=100, conversations=10, seconds=4, rates=(50,), rtts_ms=(50,), settle_s=1),
