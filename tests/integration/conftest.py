@@ -79,3 +79,22 @@ def registration(tmp_path):
 def registration_database_url(request):
     """Chapter 4 on each database in turn: "" (SQLite, the default), then a fresh PostgreSQL database."""
     return request.getfixturevalue("postgres_database_url") if request.param == "postgres" else ""
+
+
+@pytest.fixture
+def rendered_claims(tmp_path):
+    """``rendered_claims(slug, figure_names)``: render the chapter's notebook from its smoke
+    fixture (tests/fixtures/results/<slug>), check the named PNGs and claims.csv's columns, and
+    return claims.csv's rows (every one from a smoke run, one repetition)."""
+    from load import ROOT, figures
+    from load.results import CLAIM_COLUMNS, read_claims
+
+    def render(slug: str, names: list[str]) -> list[dict]:
+        figures.render(slug, ROOT / "tests" / "fixtures" / "results" / slug, tmp_path)
+        for name in names:
+            assert (tmp_path / name).stat().st_size > 1000, name
+        claims = read_claims(tmp_path / "claims.csv")
+        assert list(claims[0]) == CLAIM_COLUMNS
+        assert all(row["scenario"] and row["size"] == "smoke" and row["runs"] == "1" for row in claims)
+        return claims
+    return render

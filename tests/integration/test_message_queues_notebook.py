@@ -1,20 +1,11 @@
 """Chapter 4's notebook renders its figures and claims.csv from a result set."""
-from load import figures
-from load.harness import ROOT
-from load.results import CLAIM_COLUMNS, read_claims
 
 SLUG = "04-message-queues"
-FIXTURE = ROOT / "tests" / "fixtures" / "results" / SLUG
 FIGURES = ["latency.png", "throughput.png", "threads.png", "backlog.png"]
 
 
-def test_notebook_writes_the_named_figures_and_the_ledger_claims(tmp_path):
-    figures.render(SLUG, FIXTURE, tmp_path)
-    for name in FIGURES:
-        assert (tmp_path / name).stat().st_size > 1000, name
-    claims = read_claims(tmp_path / "claims.csv")
-    assert list(claims[0]) == CLAIM_COLUMNS
-    assert all(row["scenario"] and row["size"] == "smoke" and row["runs"] == "1" for row in claims)
+def test_notebook_writes_the_named_figures_and_the_ledger_claims(rendered_claims):
+    claims = rendered_claims(SLUG, FIGURES)
     by_id = {}
     for row in claims:
         by_id.setdefault(row["id"], []).append(row)

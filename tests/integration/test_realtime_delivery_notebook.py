@@ -5,25 +5,16 @@ copied without the databases, logs and Locust's own reports: each run's meta.jso
 service.json, the sampled ``*.jsonl`` and raw/ requests. It predates the ``interval`` and
 ``message_bytes`` params of the latency and wan runs: the analysis falls back for it.
 """
-from load import figures
-from load.harness import ROOT
-from load.results import CLAIM_COLUMNS, read_claims
 
 SLUG = "01-realtime-delivery"
-FIXTURE = ROOT / "tests" / "fixtures" / "results" / SLUG
 FIGURES = ["latency-cdf.png", "overhead.png", "short-poll-interval.png", "wan.png", "capacity.png"]
 TRANSPORTS = ["short-poll", "long-poll", "sse", "websocket"]
 LEDGER_IDS = {"1.1", "1.2", "1.3", "1.4", "1.5", "1.6"}
 
 
-def test_notebook_writes_the_named_figures_and_the_ledger_claims(tmp_path):
-    figures.render(SLUG, FIXTURE, tmp_path)
-    for name in FIGURES:
-        assert (tmp_path / name).stat().st_size > 1000, name
-    claims = read_claims(tmp_path / "claims.csv")
-    assert list(claims[0]) == CLAIM_COLUMNS
+def test_notebook_writes_the_named_figures_and_the_ledger_claims(rendered_claims):
+    claims = rendered_claims(SLUG, FIGURES)
     assert {row["id"] for row in claims} - {""} == LEDGER_IDS
-    assert all(row["scenario"] and row["size"] == "smoke" and row["runs"] == "1" for row in claims)
     by_id = {ledger_id: [row for row in claims if row["id"] == ledger_id] for ledger_id in LEDGER_IDS}
     # the fixture: short polling at two intervals, every transport at one rate and over one RTT,
     # long polling and WebSocket holding a few hundred clients
