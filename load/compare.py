@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from load import ROOT
+from load.harness import MAX_CORE_UTILISATION
 from load.results import read_claims
 
 WIDEN = 0.25
@@ -53,7 +54,8 @@ def reasons(reference_runs: list[dict], your_runs: list[dict]) -> str:
     if invalid:
         why = sorted({reason for run in invalid for reason in run.get("invalid_reasons", [])})
         found.append(f"{len(invalid)} of your runs invalid ({'; '.join(why)})")
-    full = [run for run in your_runs if run.get("loadgen", {}).get("max_process_utilisation", 0) > 0.9]
+    full = [run for run in your_runs
+            if run.get("loadgen", {}).get("max_process_utilisation", 0) > MAX_CORE_UTILISATION]
     if full and not invalid:
         found.append(f"a Locust process used a full core in {len(full)} run(s)")
     cores = {run["machine"]["cpu_count"] for run in your_runs if "machine" in run}

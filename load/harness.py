@@ -439,7 +439,6 @@ class Harness:
             raise ValueError(f"expect takes {', '.join(EXPECTATIONS)}, not {', '.join(sorted(unknown))}")
         directory = self.results_root / self.chapter / self.scenario / name / f"rep-{self.repetition}"
         if directory.exists():
-            import shutil
             shutil.rmtree(directory)
         directory.mkdir(parents=True)
         print(f"[{self.chapter} / {self.scenario} / {name} / rep {self.repetition}] {params}", flush=True)

@@ -170,6 +170,14 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def gone(pid: int) -> bool:
+    """The process ``pid`` has exited (a zombie, exited but not yet reaped, counts as gone)."""
+    try:
+        return not alive(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        return True
+
+
 def alive(proc: psutil.Process) -> bool:
     """Running and not a zombie (a zombie is dead, only not yet reaped)."""
     try:

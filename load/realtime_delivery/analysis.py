@@ -4,8 +4,8 @@
 Every number is measured once per repetition: the ``*_rows`` functions return one row per
 setting (rate and transport, interval, ...) whose values are lists, one per repetition, to
 summarise with ``results.spread``. Costs (server CPU, bytes on the wire) are divided by
-deliveries over the steady part of a run only (``notes.steady_window`` in meta.json: from two
-seconds after Locust spawned the last receiver to the moment the load began to stop), using the
+deliveries over the steady part of a run only (``notes.steady_window`` in meta.json: from the
+run's ``settle_s`` after Locust spawned the last receiver to the moment the load began to stop), using the
 server's ``/stats`` and the delay proxy's byte counts sampled once a second (``samples.jsonl``,
 ``proxy-*.jsonl``).
 """

@@ -4,16 +4,16 @@ All open loop: publishers send at a fixed rate whatever the receivers do, and re
 end-to-end delivery latency of every message (see locustfile.py). The server's ``/stats`` (its
 counters, CPU seconds and resident memory) is sampled once a second into ``samples.jsonl``, so the
 notebook divides CPU by deliveries, and memory by clients held, over the steady part of a run only
-(``notes.steady_window``: from two seconds after Locust spawned the last receiver until the
+(``notes.steady_window``: from ``settle_s`` after Locust spawned the last receiver until the
 load began to stop).
 
 - ``latency``: each transport with many receivers spread over conversations, at a low and a
   high message rate: latency distribution, requests per delivered message, server CPU per delivery.
 - ``interval``: short polling at several intervals: latency against interval (the article: about
   half the interval on average).
-- ``wan``: each transport with its receivers behind the delay proxy (load/delay_proxy.py) at 50 and
-  200 ms round-trip time, the publisher next to the server: latency over a slow link, and the bytes
-  on the wire per delivered message (counted by the proxy) at a low and a high message rate.
+- ``wan``: each transport with its receivers behind the delay proxy (load/delay_proxy.py), the
+  publisher next to the server: latency over a slow link, and the bytes on the wire per delivered
+  message (counted by the proxy); the round trips and rates are the size's.
 - ``capacity``: as many nearly idle clients as the size says (one message a second to prove they
   are alive) on WebSocket and on long polling: clients held and server memory per client.
 """
@@ -31,7 +31,8 @@ RECEIVERS = {"short-poll": ["ShortPoller"], "long-poll": ["LongPoller"], "sse": 
              "websocket": ["WebSocketReceiver"]}   # transport "none": the publisher alone
 SPAWN_RATE = 200          # receivers connected per second
 MESSAGE_BYTES = 100       # body of each message
-STEADY_AFTER_SPAWN_S = 2  # after Locust spawned the last receiver, time to connect it (3 RTT and more)
+STEADY_AFTER_SPAWN_S = 2  # after Locust spawned the last receiver, time to connect it (3 RTT and more);
+                          # a size may set settle_s instead
 STOP_TIMEOUT_S = 1        # at the end, receivers blocked in a held poll are not waited for longer
 
 # The load generator and the server share the machine (2 cores for the reference set). Latency

@@ -11,16 +11,9 @@ import pytest
 
 from demos.realtime_delivery.clients import Http
 from load.harness import ROOT, Harness, Service, http_ready, wait_for
-from load.processes import free_port, port_answers
+from load.processes import free_port, gone, port_answers
 from load.realtime_delivery import scenarios as realtime
 from load.results import read_raw
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def web_server(run_or_folder, name: str = "web") -> Service:

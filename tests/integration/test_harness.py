@@ -11,14 +11,8 @@ import pytest
 
 from load.harness import ROOT, Harness, ServiceFailed, git_commit
 from load.message_queues import scenarios
+from load.processes import gone
 from load.servers import port_is_free
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def processes_with_data_dir(folder) -> list[psutil.Process]:

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from load import servers
+from load.processes import alive
 
 
 def round_trip(url: str) -> dict:
@@ -54,13 +55,6 @@ def listening_addresses(processes: list[psutil.Process]) -> list:
     return found
 
 
-def is_alive(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE   # a zombie is dead
-    except psutil.NoSuchProcess:
-        return False
-
-
 @pytest.mark.servers
 @pytest.mark.parametrize("name", servers.SERVERS)
 def test_server_works_on_loopback_and_leaves_nothing_behind(start_server, name):
@@ -74,8 +68,8 @@ def test_server_works_on_loopback_and_leaves_nothing_behind(start_server, name):
         assert {address.ip for address in listening} <= {"127.0.0.1", "::1"}, listening
         folder = server.folder
 
-    alive = [process for process in processes if is_alive(process)]
-    assert not alive, f"left running: {alive}"
+    left = [process for process in processes if alive(process)]
+    assert not left, f"left running: {left}"
     taken = [address.port for address in listening if not servers.port_is_free(address.port)]
     assert not taken, f"ports still taken: {taken}"
     assert not folder.exists()
@@ -87,7 +81,7 @@ def test_workdir_keeps_the_files(start_server, tmp_path):
         assert server.folder.parent == tmp_path
         process = psutil.Process(server.pid)
     assert (server.folder / "redis.log").read_text()
-    assert not is_alive(process)
+    assert not alive(process)
 
 
 @pytest.mark.servers
@@ -110,7 +104,7 @@ def test_command_line_prints_the_url_and_stops_cleanly_on_sigterm(request, name,
     finally:
         cli.kill()
     assert cli.returncode == 0 and f"stopped {name}" in rest
-    assert not is_alive(server)
+    assert not alive(server)
     assert servers.port_is_free(urllib.parse.urlsplit(url).port)
 
 
@@ -175,7 +169,7 @@ def test_a_killed_server_restarts_on_the_same_port_with_its_data(start_server, n
         helpers = [process.pid for process, _ in server.helpers]   # RabbitMQ's epmd outlives the node
         before = [process for process in processes_of(server) if process.pid not in helpers]
         server.kill()
-        assert not [process for process in before if is_alive(process)], "SIGKILL left some running"
+        assert not [process for process in before if alive(process)], "SIGKILL left some running"
         assert servers.port_is_free(server.port)
         server.start()
         assert server.pid not in [process.pid for process in before]
