@@ -19,6 +19,7 @@ SIZE = os.environ.get("SIZE", "smoke")
 CLEAN_ENV = {key: value for key, value in os.environ.items() if key not in ("BROKER_URL", "DATABASE_URL", "REDIS_URL")}
 
 
+@pytest.mark.timeout(240)  # a chapter's smoke size is under 60 s on a quiet machine; CI machines are busy
 @pytest.mark.parametrize("slug", chapters.CHAPTERS)
 def test_every_scenario_runs_and_its_notebook_renders_from_the_fresh_results(slug, tmp_path, capsys):
     started = time.monotonic()
