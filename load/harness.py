@@ -162,9 +162,10 @@ class Run:
 
     def locust(self, locustfile: Path, *, host: str, users: int, run_time_s: float,
                spawn_rate: Optional[float] = None, processes: int = 1, arrival_rate: float = 0.0,
-               extra_args: tuple = ()) -> LocustResult:
+               extra_args: tuple = (), wrapper: tuple = ()) -> LocustResult:
+        """``wrapper``: a command prefix, e.g. ``("ip", "netns", "exec", NS)`` to load from a namespace."""
         raw_dir = self.dir / "raw"
-        command = [sys.executable, "-m", "locust", "-f", shown_path(locustfile),
+        command = [*wrapper, sys.executable, "-m", "locust", "-f", shown_path(locustfile),
                    "--headless", "--host", host, "-u", str(users), "-r", str(spawn_rate or users),
                    "-t", f"{math.ceil(run_time_s)}s", "--stop-timeout", "30", "--only-summary",
                    "--csv", str(self.dir / "locust"), "--html", str(self.dir / "locust.html"),
