@@ -1,0 +1,60 @@
+"""The reservation strategy's consumer: writes the coupon rows Redis granted, at a steady rate.
+
+At least once: a message is acknowledged only after its row is committed, so a consumer killed
+mid-row leaves it to be delivered again (RabbitMQ at once, Redis after the visibility timeout),
+and the unique index makes the second write a no-op. ``WRITE_RATE`` (rows a second, 500 by
+default) is the pace the database sees, whatever the crowd does.
+Run: python -m demos.coupon_system.consumer
+"""
+import argparse
+import signal
+import socket
+import sys
+
+from demos.brokers import BrokerUnavailable
+
+from .queue import ROWS, Pacer, Queue
+from .settings import Settings
+from .store import Database
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Write the coupon rows Redis granted, at a steady rate.")
+    parser.add_argument("--rate", type=float, default=None, help="rows a second (default: WRITE_RATE, 500)")
+    args = parser.parse_args()
+    settings = Settings.from_env()
+    database = Database(settings.database_url)
+    try:
+        queue = Queue.connect(settings)
+    except BrokerUnavailable as problem:
+        sys.exit(f"error: {problem}")
+    pacer = Pacer(args.rate or settings.write_rate)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+
+    def handle(body, message):
+        try:
+            batch_id, user, code, reserved_at = (int(body["batch_id"]), str(body["user_id"]), str(body["code"]),
+                                                 float(body["reserved_at"]))
+        except (KeyError, TypeError, ValueError):
+            print(f"rejecting malformed message {body!r}", flush=True)
+            message.reject()
+            return
+        pacer.wait()
+        database.write_reserved(batch_id, user, code, reserved_at, "reservation")
+        message.ack()
+
+    connection = queue.connection
+    with connection, connection.Consumer([ROWS], callbacks=[handle], accept=["json"], prefetch_count=50):
+        print(f"consumer ready: writing {ROWS.name} at {args.rate or settings.write_rate:g} rows/s from "
+              f"{settings.broker_url}", flush=True)
+        while not stopping:   # SIGTERM: finish the row in hand, then stop
+            try:
+                connection.drain_events(timeout=1)
+            except socket.timeout:
+                pass
+    print("consumer stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()
