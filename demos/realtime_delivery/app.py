@@ -5,12 +5,16 @@ Routes of the app itself:
   ``GET /api/config`` (where the WebSocket listens);
 - ``GET /`` the chat page (``static/chat.html`` or ``static/index.html``, else a placeholder);
 - ``POST /api/conversations`` ``{"id": "general"}`` → 201, or 200 if it exists;
-- ``POST /api/conversations/<cid>/messages`` ``{"sender", "body", "client_ts"?}`` → 201
-  ``{"seq", "sent_at"}`` once the message is stored.
+- ``POST /api/conversations/<cid>/messages`` ``{"sender", "body", "client_ts"?, "id"?}`` → 201
+  ``{"seq", "sent_at"}`` once the message is stored. ``id`` is the client's idempotency key
+  (``inputs.CLIENT_ID_FIELD``): a resend with an id this sender used before in the conversation
+  stores nothing and answers 200 ``{"seq", "sent_at", "repeated": true}`` with the original number.
 
 Every error is a JSON ``{"error": ...}`` with a 4xx status: 400 bad input, 404 unknown
-conversation, 413 a body over 4 KiB.
+conversation, 413 a body over 4 KiB. The checks are ``inputs``' plain functions; a rejected
+request writes nothing.
 """
+import logging
 import os
 import resource
 
@@ -20,10 +24,11 @@ from werkzeug.exceptions import HTTPException
 from . import inputs, long_polling, short_polling, sse
 from .hub import Hub
 from .settings import Settings
-from .store import AfterBeyondLast, UnknownConversation
+from .store import AfterBeyondLast, Message, UnknownConversation
 
 MAX_REQUEST_BYTES = 64 * 1024
 PAGES = ("chat.html", "index.html")   # the first that exists in static/ is served at /
+LOG = logging.getLogger("realtime_delivery.app")
 PLACEHOLDER_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Real-time delivery</title></head>
 <body><h1>Real-time delivery</h1>
@@ -77,19 +82,16 @@ def create_app(hub: Hub, settings: Settings, ws_port: int) -> Flask:
 
     @app.post("/api/conversations")
     def create_conversation():
-        body = request.get_json(force=True, silent=True)
-        if not isinstance(body, dict):
-            raise inputs.BadInput('send a JSON object like {"id": "general"}')
-        conversation = inputs.conversation_id(body.get("id"))
+        conversation = inputs.new_conversation(request.get_data())
         created = hub.create(conversation)
         return jsonify(id=conversation, created=created), 201 if created else 200
 
     @app.post("/api/conversations/<conversation>/messages")
     def send_message(conversation: str):
-        hub.channel(conversation)   # 404 before looking at the body
-        new = inputs.new_message(request.get_json(force=True, silent=True))
-        message = hub.send(conversation, new.sender, new.body, new.client_ts)
+        message = send(hub, conversation, request.get_data())
         stats["sends.http"] += 1
+        if message.repeated:
+            return jsonify(seq=message.seq, sent_at=message.sent_at, repeated=True), 200
         return jsonify(seq=message.seq, sent_at=message.sent_at), 201
 
     short_polling.register(app, hub, settings)
@@ -118,4 +120,17 @@ def create_app(hub: Hub, settings: Settings, ws_port: int) -> Flask:
             return error(413, f"request larger than {MAX_REQUEST_BYTES} bytes")
         return error(problem.code or 500, problem.description or problem.name)
 
+    @app.errorhandler(Exception)
+    def unexpected(problem: Exception):   # a bug: still a 500, but JSON and logged
+        LOG.exception("unexpected error")
+        return error(500, f"internal error ({type(problem).__name__}); see the server's log")
+
     return app
+
+
+def send(hub: Hub, conversation: str, data: bytes) -> Message:
+    """A send over HTTP: the conversation (404 before looking at the body), the message, stored once."""
+    conversation = inputs.conversation_id(conversation)
+    hub.channel(conversation)
+    new = inputs.send_request(data)
+    return hub.send(conversation, new.sender, new.body, new.client_ts, new.client_id)

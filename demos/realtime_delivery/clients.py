@@ -54,10 +54,15 @@ class Http:
     def create(self, conversation: str) -> dict:
         return self.call("POST", "/api/conversations", {"id": conversation})
 
-    def send(self, conversation: str, sender: str, body: str, client_ts: Optional[float] = None) -> int:
+    def send(self, conversation: str, sender: str, body: str, client_ts: Optional[float] = None,
+             id: Optional[str] = None) -> int:
+        """The message's number. With ``id`` (the client's idempotency key), sending again after a
+        lost answer is safe: the server stores it once and answers the original number."""
         message = {"sender": sender, "body": body}
         if client_ts is not None:
             message["client_ts"] = client_ts
+        if id is not None:
+            message["id"] = id
         return self.call("POST", f"/api/conversations/{conversation}/messages", message)["seq"]
 
     def short_poll(self, conversation: str, after: int) -> dict:

@@ -66,11 +66,17 @@ class Hub:
             channel = self.channels[conversation] = Channel(self.recent_length, last_seq)
         return channel
 
-    def send(self, conversation: str, sender: str, body: str, client_ts: Optional[float] = None) -> Message:
-        """Store the message (committed), then wake its waiters and hand it to its subscribers."""
+    def send(self, conversation: str, sender: str, body: str, client_ts: Optional[float] = None,
+             client_id: Optional[str] = None) -> Message:
+        """Store the message (committed), then wake its waiters and hand it to its subscribers.
+        A resend (a ``client_id`` the sender used before) is stored and published only the first
+        time: the original comes back, ``repeated=True``."""
         channel = self.channel(conversation)
         with self.lock:
-            message = self.store.append(conversation, sender, body, client_ts)
+            message = self.store.append(conversation, sender, body, client_ts, client_id=client_id)
+            if message.repeated:
+                self.stats["sends.repeated"] += 1
+                return message
             self.stats["messages_stored"] += 1
             if message.seq == channel.last_seq + 1:
                 self._publish(channel, message)

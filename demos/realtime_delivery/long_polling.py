@@ -16,6 +16,7 @@ from .settings import Settings
 def register(app: Flask, hub: Hub, settings: Settings) -> None:
     @app.get("/api/conversations/<conversation>/poll")
     def long_poll(conversation: str):
+        conversation = inputs.conversation_id(conversation)
         after = inputs.seq(request.args.get("after"))
         timeout_s = inputs.timeout(request.args.get("timeout"), settings.long_poll_timeout_s)
         hub.stats["requests.long_poll"] += 1

@@ -6,6 +6,10 @@ goes into the queue, and a writer greenlet, which exists only while the queue is
 it out. ``pending`` counts the bytes queued or being written: the connection compares it with its
 cap (``WS_MAX_PENDING_BYTES``) and closes a client that falls too far behind, and a replay waits
 (``wait_for_room``) until the writer has brought it under half the cap.
+
+The moment a write fails (the client reset the connection, or went away), the buffer is
+``broken``: what is queued is dropped, the socket closed, and every later ``push`` is refused at
+once, so a replay or a fan-out stops writing to a client that is gone.
 """
 import socket
 from collections import deque
@@ -16,7 +20,7 @@ from gevent.event import Event
 
 
 class SendBuffer:
-    __slots__ = ("sock", "stats", "max_pending", "queue", "pending", "writer", "room", "eof_requested")
+    __slots__ = ("sock", "stats", "max_pending", "queue", "pending", "writer", "room", "eof_requested", "broken")
 
     def __init__(self, sock: socket.socket, stats: dict, max_pending: int):
         self.sock, self.stats, self.max_pending = sock, stats, max_pending
@@ -25,18 +29,23 @@ class SendBuffer:
         self.writer: Optional[gevent.Greenlet] = None
         self.room: Optional[Event] = None   # set by the writer when pending drops to half the cap
         self.eof_requested = False
+        self.broken = False            # a write failed: the client is gone, nothing more is written
 
-    def push(self, data: bytes) -> None:
-        """Write ``data`` now if the socket takes it without waiting, else queue it for the writer."""
+    def push(self, data: bytes) -> bool:
+        """Write ``data`` now if the socket takes it without waiting, else queue it for the writer.
+        False (and nothing written or queued) once the connection is broken."""
+        if self.broken:
+            return False
         if self.writer is None and not self.queue:
             try:
                 sent = self.sock.send(data, 0, timeout=0.0)   # gevent: never wait
             except BlockingIOError:
                 sent = 0
-            except OSError:
-                sent = 0                                        # the writer will meet the error and end it
+            except OSError:                                     # reset, or closed: stop writing to it
+                self.break_off()
+                return False
             if sent == len(data):
-                return
+                return True
             data = data[sent:]                                  # the rest of the frame goes first
         self.queue.append(data)
         self.pending += len(data)
@@ -46,6 +55,16 @@ class SendBuffer:
             stats["ws_pending_bytes_peak"] = stats["ws_pending_bytes"]
         if self.writer is None:
             self.writer = gevent.spawn(self.drain)
+        return True
+
+    def break_off(self) -> None:
+        """The client is gone: drop what is queued, close the socket (the reader's recv ends too)."""
+        self.broken = True
+        self.unqueue(self.pending)
+        self.queue.clear()
+        self.sock.close()
+        if self.room is not None:
+            self.room.set()
 
     def end(self) -> None:
         """Shut the socket's write side once everything queued has been written."""
@@ -79,12 +98,10 @@ class SendBuffer:
                     self.unqueue(len(chunk))
                 if self.room is not None and self.pending <= self.max_pending // 2:
                     self.room.set()
-            if self.eof_requested:
+            if self.eof_requested and not self.broken:
                 self.sock.shutdown(socket.SHUT_WR)
         except OSError:
-            self.unqueue(self.pending)
-            self.queue.clear()
-            self.sock.close()   # the reader's recv fails too and the connection ends
+            self.break_off()
         finally:
             self.writer = None
             if self.room is not None:

@@ -15,7 +15,7 @@ def register(app: Flask, hub: Hub, settings: Settings) -> None:
     @app.get("/api/conversations/<conversation>/messages")
     def short_poll(conversation: str):
         after = inputs.seq(request.args.get("after"))
-        batch = hub.after(conversation, after)
+        batch = hub.after(inputs.conversation_id(conversation), after)
         hub.stats["requests.short_poll"] += 1
         hub.stats["deliveries.short_poll"] += len(batch.messages)
         return Response(batch.json, mimetype="application/json")

@@ -32,9 +32,10 @@ def register(app: Flask, hub: Hub, settings: Settings) -> None:
 
     @app.get("/api/conversations/<conversation>/events")
     def events(conversation: str):
+        conversation = inputs.conversation_id(conversation)
         last_event_id = request.headers.get("Last-Event-ID")
         if last_event_id is not None:
-            after = inputs.seq(last_event_id.strip(), "Last-Event-ID")
+            after = inputs.seq(last_event_id, "Last-Event-ID")
         else:
             after = inputs.seq(request.args.get("after"))
         first = hub.after(conversation, after, BATCH)   # unknown conversation or bad N: an error, not a stream

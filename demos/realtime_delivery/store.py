@@ -14,6 +14,10 @@ pool serves every reader: a client says "everything after N" and gets exactly wh
 - The window: the last ``window_length`` messages of a conversation (pruned on append) that are at
   most ``window_age_s`` old (``prune``, which the server runs periodically). Pruning only ever
   removes the oldest messages, so what is stored is always one unbroken run of numbers.
+- A send may carry the client's id for it (``client_id``, the ``id`` field on every transport):
+  one message per conversation, sender and id (the ``sends`` table's primary key), so a resend
+  after a lost answer is not stored again and gets the original number (``Message.repeated``).
+  An id is remembered as long as its message is in the window.
 - ``read_after(N)`` returns the messages after N; if some of them were pruned it says so
   (``gap=True``, ``first_seq`` = the first one it still has) instead of silently skipping them.
 
@@ -27,7 +31,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterator, Optional
 
@@ -47,6 +51,16 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (conversation, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_by_age ON messages (sent_at);
+CREATE TABLE IF NOT EXISTS sends (      -- the client's idempotency key of each message that had one
+    conversation TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    sent_at REAL NOT NULL,
+    PRIMARY KEY (conversation, sender, client_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sends_by_seq ON sends (conversation, seq);
+CREATE INDEX IF NOT EXISTS sends_by_age ON sends (sent_at);
 """
 
 
@@ -69,6 +83,7 @@ class Message:
     body: str
     sent_at: float
     client_ts: Optional[float] = None
+    repeated: bool = field(default=False, compare=False)   # a resend: stored before under this number
 
     def as_dict(self) -> dict:
         return {"seq": self.seq, "sender": self.sender, "body": self.body,
@@ -161,20 +176,39 @@ class Store:
         return found
 
     def append(self, conversation: str, sender: str, body: str, client_ts: Optional[float] = None,
-               now: Optional[float] = None) -> Message:
-        """Store a message under the conversation's next number; committed when this returns."""
+               now: Optional[float] = None, client_id: Optional[str] = None) -> Message:
+        """Store a message under the conversation's next number; committed when this returns.
+        With a ``client_id`` this sender used before in this conversation, nothing is stored: the
+        original message comes back, ``repeated=True``."""
         sent_at = time.time() if now is None else now
         with self._transaction(immediate=True) as db:
             row = db.execute("SELECT last_seq FROM conversations WHERE id = ?", (conversation,)).fetchone()
             if row is None:
                 raise UnknownConversation(conversation)
+            if client_id is not None:
+                original = self._sent_before(db, conversation, sender, client_id)
+                if original is not None:
+                    return original
             seq = row[0] + 1
             db.execute("UPDATE conversations SET last_seq = ? WHERE id = ?", (seq, conversation))
             db.execute("INSERT INTO messages (conversation, seq, sender, body, sent_at, client_ts)"
                        " VALUES (?, ?, ?, ?, ?, ?)", (conversation, seq, sender, body, sent_at, client_ts))
-            db.execute("DELETE FROM messages WHERE conversation = ? AND seq <= ?",
-                       (conversation, seq - self.window_length))
+            if client_id is not None:
+                db.execute("INSERT INTO sends (conversation, sender, client_id, seq, sent_at) VALUES (?, ?, ?, ?, ?)",
+                           (conversation, sender, client_id, seq, sent_at))
+            for table in ("messages", "sends"):
+                db.execute(f"DELETE FROM {table} WHERE conversation = ? AND seq <= ?",
+                           (conversation, seq - self.window_length))
         return Message(seq, sender, body, sent_at, client_ts)
+
+    @staticmethod
+    def _sent_before(db: sqlite3.Connection, conversation: str, sender: str, client_id: str) -> Optional[Message]:
+        """The message this sender stored under ``client_id``, ``repeated=True``; None if none."""
+        row = db.execute("SELECT m.seq, m.sender, m.body, m.sent_at, m.client_ts FROM sends s JOIN messages m"
+                         " ON m.conversation = s.conversation AND m.seq = s.seq"
+                         " WHERE s.conversation = ? AND s.sender = ? AND s.client_id = ?",
+                         (conversation, sender, client_id)).fetchone()
+        return None if row is None else Message(*row, repeated=True)
 
     def read_after(self, conversation: str, after: int, limit: Optional[int] = None) -> Batch:
         """The messages numbered above ``after`` (at most ``limit``), oldest first."""
@@ -205,6 +239,7 @@ class Store:
             for conversation, upto in expired:
                 deleted += db.execute("DELETE FROM messages WHERE conversation = ? AND seq <= ?",
                                       (conversation, upto)).rowcount
+            db.execute("DELETE FROM sends WHERE sent_at < ?", (cutoff,))
         return deleted
 
     def close(self) -> None:

@@ -13,20 +13,33 @@ The conversation, in frames of JSON text:
   ``{"type": "message", "seq", "sender", "body", "sent_at", "client_ts"}``;
 - client, any time after its first frame: ``{"type": "send", "sender", "body", "client_ts"?, "id"?}``;
   server: ``{"type": "ack", "seq": n}`` (with the client's ``id`` if it gave one) once stored.
+  ``id`` is the client's idempotency key, the same as in the HTTP send: a resend with an id this
+  sender used before in the conversation stores nothing and is acked with the original number
+  (``"repeated": true``).
 
 Fan-out writes one frame, serialized once per message, to each subscriber's socket if the socket
 takes it at once, else into the subscriber's send buffer for its writer (``send_buffer``); the
 publisher never waits. A client that does not read fast enough must not grow the server: once its unsent bytes would pass
 ``WS_MAX_PENDING_BYTES`` it is closed with 1013 ("try again later") and reconnects with its last
 number. Close codes for bad input: 1008 unknown
-conversation, a bad first frame or a bad message; 1007 malformed JSON or UTF-8; 1009 a frame over
-``WS_MAX_FRAME_BYTES`` or a body over 4 KiB; 1003 a binary frame. Any ``Origin`` is accepted (the
-demo listens on loopback); a public deployment would pass ``origins=[...]`` to ``ServerProtocol``.
+conversation, a bad first frame or a bad message (JSON that fails a check: a lone surrogate, a
+bad id, JSON nested too deep); 1007 malformed JSON or UTF-8; 1009 a frame over
+``WS_MAX_FRAME_BYTES`` or a body over 4 KiB; 1003 a binary frame; 1011 a bug on our side (logged).
+Any ``Origin`` is accepted (the demo listens on loopback); a public deployment would pass
+``origins=[...]`` to ``ServerProtocol``.
+
+Control frames are bounded like data frames: the pongs the protocol queues count against the same
+``WS_MAX_PENDING_BYTES`` (a client that pings and never reads is closed with 1013), and a client
+sending more than ``MAX_PINGS_PER_S`` pings a second is closed with 1008. The reader takes
+``READ_BYTES`` at a time and yields after each read, so a client that floods the socket cannot keep
+this process from serving everyone else (``/health`` included). A client that resets the
+connection is written to no more (``SendBuffer.broken``): a replay to it stops at once.
 """
 import json
 import logging
 import re
 import socket
+import time
 from functools import lru_cache
 from typing import Optional
 
@@ -42,9 +55,12 @@ from .send_buffer import SendBuffer
 from .settings import Settings
 from .store import AfterBeyondLast, Message, UnknownConversation
 
-PATH = re.compile(r"^/ws/([A-Za-z0-9_-]{1,64})$")
+PATH = re.compile(r"/ws/([A-Za-z0-9_-]{1,64})")   # re.fullmatch: no trailing newline
 CLOSE_TIMEOUT_S = 5.0      # after our close frame, how long the client has before the socket is cut
 REPLAY_BATCH = 100         # messages per store read while catching a client up
+READ_BYTES = 8192          # per recv: 64 KiB of tiny frames would take ~80 ms of parsing at once
+MAX_PINGS_PER_S = 100      # more is a flood: close 1008
+ABUSIVE_LINGER_S = 0.25    # a flooding client's input is dropped unparsed this long before the socket closes
 LOG = logging.getLogger("realtime_delivery.websocket")
 
 
@@ -64,7 +80,7 @@ def message_frame(message: Message) -> bytes:
 
 class Connection:
     __slots__ = ("sock", "hub", "settings", "protocol", "send_buffer", "closer", "conversation", "after",
-                 "sent_seq", "fragments")
+                 "sent_seq", "fragments", "pings", "pings_since", "abusive")
 
     def __init__(self, sock: socket.socket, hub: Hub, settings: Settings):
         self.sock, self.hub, self.settings = sock, hub, settings
@@ -75,6 +91,8 @@ class Connection:
         self.after: Optional[int] = None    # from the client's first frame
         self.sent_seq = -1                  # the last message queued for the client once subscribed
         self.fragments: Optional[list] = None
+        self.pings, self.pings_since = 0, time.monotonic()   # pings counted in the current second
+        self.abusive = False   # closed for flooding: read nothing more from it
 
     # ---- reading: the connection's own greenlet
 
@@ -92,7 +110,7 @@ class Connection:
             if self.after is not None and self.protocol.state is State.OPEN:
                 self.catch_up_and_subscribe()
             while self.read():
-                pass
+                gevent.sleep(0)   # a client that keeps the socket full must not starve the others
         except OSError:
             pass   # the client went away (or we cut it off after a close): nothing left to do
         finally:
@@ -100,13 +118,15 @@ class Connection:
                 self.hub.unsubscribe(self.conversation, self)
             stats["ws_open"] -= 1
             self.send_buffer.join(CLOSE_TIMEOUT_S)
+            if self.abusive:
+                self.discard_input(ABUSIVE_LINGER_S)
             if self.closer is not None:
                 self.closer.kill(block=False)
             # the StreamServer closes the socket when this returns
 
     def read(self) -> bool:
         """Read once and act on what arrived; False once there is nothing more to read."""
-        data = self.sock.recv(65536)
+        data = self.sock.recv(READ_BYTES)
         if data:
             self.protocol.receive_data(data)
         else:
@@ -118,11 +138,36 @@ class Connection:
                 self.on_request(event)
             elif event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
                 self.on_frame(event)
+            elif event.opcode is Opcode.PING:
+                self.on_ping()
         self.flush()
-        return bool(data) and self.protocol.state is not State.CLOSED
+        if self.send_buffer.pending > self.settings.ws_max_pending_bytes and self.protocol.state is State.OPEN:
+            self.hub.stats["ws_closed_unread"] += 1   # e.g. pongs piling up for a client that never reads
+            self.abusive = True
+            self.fail(1013, "too slow: more unsent bytes than allowed; read what you are sent")
+        return bool(data) and self.protocol.state is not State.CLOSED and not self.abusive
+
+    def discard_input(self, seconds: float) -> None:
+        """After closing a flooding client: read and drop what it still sends, for ``seconds`` at
+        most, without parsing it. Closing with unread input makes the kernel send a reset, which
+        would throw away our close frame before the client read it."""
+        deadline = time.monotonic() + seconds
+        with gevent.Timeout(seconds, False):    # a client that sends nothing more
+            while time.monotonic() < deadline and self.sock.recv(65536):
+                gevent.sleep(0)
+
+    def on_ping(self) -> None:
+        now = time.monotonic()
+        if now - self.pings_since >= 1.0:
+            self.pings, self.pings_since = 0, now
+        self.pings += 1
+        if self.pings > MAX_PINGS_PER_S and self.protocol.state is State.OPEN:
+            self.hub.stats["ws_closed_ping_flood"] += 1
+            self.abusive = True
+            self.fail(1008, f"more than {MAX_PINGS_PER_S} pings a second")
 
     def on_request(self, request: Request) -> None:
-        match = PATH.match(request.path.split("?", 1)[0])
+        match = PATH.fullmatch(request.path.split("?", 1)[0])
         if match is None:
             response = self.protocol.reject(404, "Use ws://host:port/ws/<conversation>\n")
         else:
@@ -147,15 +192,12 @@ class Connection:
             return
         data, self.fragments = b"".join(self.fragments), None
         try:
-            message = json.loads(data.decode("utf-8"))
-        except UnicodeDecodeError:
-            return self.fail(1007, "a text frame must be UTF-8")
-        except ValueError as problem:
-            return self.fail(1007, f"malformed JSON: {problem}"[:120])
-        try:
-            self.on_message(message)
+            self.on_message(inputs.json_value(data))
         except inputs.BadInput as problem:
-            self.fail(1009 if problem.status == 413 else 1008, str(problem)[:120])
+            self.fail(close_code(problem), str(problem)[:120])
+        except Exception:   # a bug: say so with a close frame rather than dropping the socket
+            LOG.exception("unexpected error on a WebSocket frame")
+            self.fail(1011, "internal error; see the server's log")
 
     def on_message(self, message) -> None:
         if not isinstance(message, dict):
@@ -168,11 +210,13 @@ class Connection:
         if message.get("type") != "send":
             raise inputs.BadInput('after {"after": N}, send {"type": "send", "sender": ..., "body": ...}')
         new = inputs.new_message(message)
-        stored = self.hub.send(self.conversation, new.sender, new.body, new.client_ts)
+        stored = self.hub.send(self.conversation, new.sender, new.body, new.client_ts, new.client_id)
         self.hub.stats["sends.websocket"] += 1
         ack = {"type": "ack", "seq": stored.seq}
-        if "id" in message:
-            ack["id"] = message["id"]
+        if new.client_id is not None:
+            ack["id"] = new.client_id
+        if stored.repeated:
+            ack["repeated"] = True
         self.send_buffer.push(text_frame(json.dumps(ack)))
 
     def catch_up_and_subscribe(self) -> None:
@@ -185,6 +229,8 @@ class Connection:
         while True:
             if self.send_buffer.pending > half and not self.wait_for_room(half):
                 return
+            if self.send_buffer.broken:
+                return   # the client is gone: not another message for it
             with self.hub.lock:
                 try:
                     batch = self.hub.after(self.conversation, cursor, REPLAY_BATCH)
@@ -197,7 +243,8 @@ class Connection:
                 for message in batch.messages:
                     if self.send_buffer.pending > half:
                         break
-                    self.send_buffer.push(message_frame(message))
+                    if not self.send_buffer.push(message_frame(message)):
+                        return
                     self.hub.stats["deliveries.websocket"] += 1
                     cursor = message.seq
                 if cursor == batch.last_seq:
@@ -219,6 +266,8 @@ class Connection:
         """Called by the hub for every new message of the conversation."""
         if message.seq <= self.sent_seq or self.protocol.state is not State.OPEN:
             return
+        if self.send_buffer.broken:   # reset: the reader is ending; stop handing it messages
+            return self.hub.unsubscribe(self.conversation, self)
         if message.seq != self.sent_seq + 1:   # cannot happen with publishes in order; never skip silently
             return self.fail(1011, "missed a message: reconnect with your last seq")
         frame = message_frame(message)
@@ -226,8 +275,8 @@ class Connection:
             self.hub.stats["ws_closed_slow"] += 1   # what is queued stays: the close frame goes after it
             return self.fail(1013, "too slow: more unsent messages than allowed; reconnect with your last seq")
         self.sent_seq = message.seq
-        self.hub.stats["deliveries.websocket"] += 1
-        self.send_buffer.push(frame)
+        if self.send_buffer.push(frame):
+            self.hub.stats["deliveries.websocket"] += 1
 
     def fail(self, code: int, reason: str) -> None:
         """Send a close frame with ``code`` and end the connection (cut off after CLOSE_TIMEOUT_S)."""
@@ -250,6 +299,13 @@ class Connection:
                 self.send_buffer.push(data)
         if ending or self.send_buffer.eof_requested:
             self.send_buffer.end()
+
+def close_code(problem: inputs.BadInput) -> int:
+    """The close code for a frame that failed a check: 1009 too big, 1007 not JSON, 1008 the rest."""
+    if problem.status == 413:
+        return 1009
+    return 1007 if isinstance(problem, inputs.NotJson) else 1008
+
 
 def handler(hub: Hub, settings: Settings):
     """The StreamServer's handler: one call (in its own greenlet) per accepted connection."""

@@ -134,12 +134,12 @@ def test_a_burst_from_several_senders_reaches_every_transport_exactly_once_in_or
         ws = Ws(server.ws_url, "general", after=None)
         ws.send_json({"after": 0})
         for i in range(100):                                     # pipelined: no waiting for acks
-            ws.send(name, f"{name}-{i}", id=i)
+            ws.send(name, f"{name}-{i}", id=str(i))
         seqs = per_sender[name] = []
         while len(seqs) < 100:
             frame = ws.receive()
             if frame["type"] == "ack":
-                assert frame["id"] == len(seqs)
+                assert frame["id"] == str(len(seqs))
                 acked[frame["seq"]] = f"{name}-{frame['id']}"
                 seqs.append(frame["seq"])
         ws.close()

@@ -221,7 +221,7 @@ def test_processes_share_the_ports_and_a_message_crosses_from_one_worker_to_anot
                 break
         assert len(clients.keys() - {0}) == 2, f"every connection went to {list(clients)}"
         (pid_1, sender), (pid_2, receiver) = [(pid, clients[pid]) for pid in sorted(clients) if pid]
-        sender.send("ann", "from one worker to the other", id=1)
+        sender.send("ann", "from one worker to the other", id="1")
         assert [sender.receive()["type"] for _ in range(2)] == ["message", "ack"]   # subscribed itself
         assert receiver.receive()["body"] == "from one worker to the other"
     finally:
