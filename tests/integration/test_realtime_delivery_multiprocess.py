@@ -6,6 +6,7 @@ workers that share the ports; bad set-ups fail at once, saying what to do.
 """
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -109,6 +110,42 @@ def pair(realtime, tmp_path):
     return start
 
 
+def crossing_delays(send, receiver: Ws, count: int = 8, spacing_s: float = 0.13) -> list[float]:
+    """Seconds from each ``send(body)`` (on one process) until ``receiver`` (a subscribed WebSocket
+    client of another) has the message. The sends are spread over more than the safety net's one
+    second, so a doorbell that never rings shows as a median near half a second."""
+    delays = []
+    for n in range(count):
+        body = f"timed {n}"
+        started = time.perf_counter()
+        send(body)
+        deadline = started + 3
+        while time.perf_counter() < deadline:
+            frame = receiver.receive()
+            if frame.get("body") == body:
+                delays.append(time.perf_counter() - started)
+                break
+        else:
+            pytest.fail(f"{body!r} did not cross within 3 s")
+        time.sleep(spacing_s)
+    return delays
+
+
+def assert_crosses_in_milliseconds(a, b) -> None:
+    """A message sent to A reaches B's client through the doorbell, in milliseconds: not through the
+    once-a-second safety net (which would make the median about 0.5 s)."""
+    Http(a.url).create("timing")
+    ws = Ws(b.ws_url, "timing", after=0, timeout_s=3)
+    try:
+        assert ws.receive()["type"] == "subscribed"
+        delays = crossing_delays(lambda body: Http(a.url).send("timing", "ann", body), ws)
+    finally:
+        ws.close()
+    print(f"A to B's WebSocket client: median {statistics.median(delays) * 1000:.1f} ms, "
+          f"max {max(delays) * 1000:.1f} ms over {len(delays)}")
+    assert statistics.median(delays) < 0.2, delays
+
+
 def burst_to_both(a, b, per_thread: int = 100) -> None:
     """Two threads, each sending ``per_thread`` messages alternately to A and B; B's WebSocket and
     long-poll clients get all of them exactly once, in number order."""
@@ -134,6 +171,7 @@ def burst_to_both(a, b, per_thread: int = 100) -> None:
 
 def test_clients_on_one_process_get_every_message_sent_to_either_once_in_order(pair, redis_url):
     a, b = pair(redis_url)
+    assert_crosses_in_milliseconds(a, b)
     burst_to_both(a, b)
     stats = Http(b.url).stats()
     assert stats["doorbells.heard"] >= 1 and stats["doorbells.rung"] >= 1, stats
@@ -141,6 +179,7 @@ def test_clients_on_one_process_get_every_message_sent_to_either_once_in_order(p
 
 def test_the_same_through_rabbitmq(pair, rabbitmq_url):
     a, b = pair(rabbitmq_url)
+    assert_crosses_in_milliseconds(a, b)
     burst_to_both(a, b, per_thread=30)
 
 
@@ -224,6 +263,8 @@ def test_processes_share_the_ports_and_a_message_crosses_from_one_worker_to_anot
         sender.send("ann", "from one worker to the other", id="1")
         assert [sender.receive()["type"] for _ in range(2)] == ["message", "ack"]   # subscribed itself
         assert receiver.receive()["body"] == "from one worker to the other"
+        delays = crossing_delays(lambda body: sender.send("ann", body), receiver)
+        assert statistics.median(delays) < 0.2, f"crossing between workers: {delays}"
     finally:
         for client in opened:
             client.close()

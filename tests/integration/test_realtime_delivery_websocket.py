@@ -76,10 +76,11 @@ def test_a_slow_client_is_closed_with_1013_and_the_server_does_not_grow(realtime
     # what the server held for its clients never passed the cap (plus the fast client's frame or two)
     assert stats["ws_pending_bytes_peak"] <= cap + 16 * 1024, stats
     # the slow client reads what reached it, then the close code, and resumes from its N
-    last = 0
+    last, deadline = 0, time.monotonic() + 20
     try:
-        while True:
+        while time.monotonic() < deadline:
             last = slow.receive()["seq"]
+        raise AssertionError("the slow client was never sent its close frame")
     except Closed as closed:
         assert closed.code == 1013
     assert 0 < last < sent
@@ -87,6 +88,7 @@ def test_a_slow_client_is_closed_with_1013_and_the_server_does_not_grow(realtime
     seqs = []
     while (frame := resumed.receive())["type"] != "subscribed":
         seqs.append(frame["seq"])
+        assert len(seqs) <= sent, "more messages than were sent"
     assert seqs == list(range(last + 1, sent + 1))
     # the fast client never noticed
     assert [fast.receive()["seq"] for _ in range(sent)] == list(range(1, sent + 1))
@@ -105,9 +107,11 @@ def open_idle(port: int, count: int) -> list[socket.socket]:
         sock.sendall(f"GET /ws/general HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode() + frame)
         sockets.append(sock)
+    deadline = time.monotonic() + 30
     for sock in sockets:
         received = b""
         while b"subscribed" not in received:
+            assert time.monotonic() < deadline, "not subscribed within 30 s"
             received += sock.recv(4096)
         assert b"permessage-deflate" not in received
     return sockets
