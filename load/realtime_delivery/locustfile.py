@@ -18,6 +18,7 @@ can be attributed):
 import itertools
 import json
 import random
+import secrets
 import time
 
 import requests
@@ -29,6 +30,7 @@ from locust.user.users import LOCUST_STATE_STOPPING
 from demos.realtime_delivery.sse_parser import SseParser
 import load.recorder  # noqa: F401  (registers --raw-dir and keeps the raw record of every request)
 from load import pacing
+from load.realtime_delivery.order import OrderCheck
 
 receiver_numbers = itertools.count()
 
@@ -77,7 +79,9 @@ def prepare_server(host: str, conversation_ids: list[str]) -> dict:
 
 
 class Publisher(FastHttpUser):
-    """Sends messages round-robin over the conversations, evenly spaced: open loop."""
+    """Sends messages round-robin over the conversations, evenly spaced: open loop. Each message
+    carries its own ``id`` (the send's idempotency key), as a careful client's would: a resend
+    after a lost answer would be stored once."""
     fixed_count = 1
 
     def __init__(self, environment):
@@ -93,6 +97,7 @@ class Publisher(FastHttpUser):
             self.client.post("/api/conversations", json={"id": cid}, name="setup")
         self.pace = pacing.open_loop(options.message_rate / options.publishers, constant=True)
         self.body = "x" * options.message_bytes
+        self.ids = (f"{secrets.token_hex(4)}-{n}" for n in itertools.count())   # unique across users and processes
 
     def wait_time(self):
         return self.pace(self)
@@ -101,7 +106,8 @@ class Publisher(FastHttpUser):
     def publish(self):
         cid = next(self.conversations)
         self.client.post(f"/api/conversations/{cid}/messages", name="publish",
-                         json={"sender": "publisher", "body": self.body, "client_ts": time.time()})
+                         json={"sender": "publisher", "body": self.body, "client_ts": time.time(),
+                               "id": next(self.ids)})
 
 
 class Receiver:
@@ -115,7 +121,7 @@ class Receiver:
         options = self.environment.parsed_options
         ids = conversation_ids(options)
         self.cid = ids[next(receiver_numbers) % len(ids)]
-        self.last_seq = 0
+        self.order = OrderCheck()
         prepare_server(options.publish_host or self.host, ids)   # set-up, not the measured link
         self.subscribed_at = float("inf") if streaming else time.time()
 
@@ -130,18 +136,14 @@ class Receiver:
     def receive(self, message: dict) -> None:
         now = time.time()
         if message.get("gap") or message.get("type") == "gap":
-            first = int(message.get("first_seq") or 0)
             self.report("gap", now, 0.0)
-            self.last_seq = max(self.last_seq, first - 1)
+            self.order.gap(int(message.get("first_seq") or 0))
             return
-        seq = int(message["seq"])
-        if seq != self.last_seq + 1:
-            problem = "duplicate or reordered" if seq <= self.last_seq else "lost"
-            self.report("order", now, 0.0, error=AssertionError(
-                f"{self.cid}: got seq {seq} after {self.last_seq} ({problem})"))
-        if seq <= self.last_seq:
+        problem, new = self.order.take(int(message["seq"]))
+        if problem is not None:
+            self.report("order", now, 0.0, error=AssertionError(f"{self.cid}: {problem}"))
+        if not new:
             return
-        self.last_seq = seq
         sent = float(message.get("client_ts") or message.get("sent_at") or now)
         if sent < self.subscribed_at:
             name = "replay"       # published before this receiver asked: catching up, not pushed
@@ -183,7 +185,7 @@ class ShortPoller(Receiver, FastHttpUser):
 
     @task
     def poll(self):
-        self.poll_page(f"/api/conversations/{self.cid}/messages?after={self.last_seq}", "poll short")
+        self.poll_page(f"/api/conversations/{self.cid}/messages?after={self.order.last_seq}", "poll short")
 
 
 class LongPoller(Receiver, FastHttpUser):
@@ -197,7 +199,7 @@ class LongPoller(Receiver, FastHttpUser):
 
     @task
     def poll(self):
-        self.poll_page(f"/api/conversations/{self.cid}/poll?after={self.last_seq}&timeout={self.hold:g}", "poll long")
+        self.poll_page(f"/api/conversations/{self.cid}/poll?after={self.order.last_seq}&timeout={self.hold:g}", "poll long")
 
 
 class SseReceiver(Receiver, User):
@@ -210,8 +212,8 @@ class SseReceiver(Receiver, User):
 
     @task
     def listen(self):
-        url = f"{self.host}/api/conversations/{self.cid}/events?after={self.last_seq}"
-        headers = {"Accept": "text/event-stream", "Last-Event-ID": str(self.last_seq)}
+        url = f"{self.host}/api/conversations/{self.cid}/events?after={self.order.last_seq}"
+        headers = {"Accept": "text/event-stream", "Last-Event-ID": str(self.order.last_seq)}
         started = time.time()
         try:
             with self.session.get(url, headers=headers, stream=True, timeout=(10, 30)) as response:   # heartbeats every 15 s
@@ -252,7 +254,7 @@ class WebSocketReceiver(Receiver, User):
         self.report("connect", started, (time.time() - started) * 1000)
         try:
             connection.settimeout(2.0)   # to notice the end of the run; 10,000 idle clients wake 5,000 times a second
-            connection.send(json.dumps({"after": self.last_seq}))
+            connection.send(json.dumps({"after": self.order.last_seq}))
             while not self.stopping():
                 try:
                     frame = connection.recv()

@@ -34,6 +34,7 @@ return {
     sender: line.querySelector("b").textContent, latency: line.querySelector(".latency").textContent,
   })),
   gaps: [...document.querySelectorAll("#log .gap")].map((line) => line.textContent),
+  duplicates: document.querySelectorAll("#log .duplicate").length,
   status: document.getElementById("status").textContent,
   stats: document.getElementById("stats").textContent,
   notReloaded: window.notReloaded === true,
@@ -99,7 +100,7 @@ def test_two_pages_on_different_transports_show_the_same_numbered_messages(brows
         time.sleep(0.3 if page is pages[-1] else 0)           # a late duplicate would have arrived by now
         shown = page.read()
         assert seqs_and_bodies(shown) == expected, page.transport
-        assert shown["gaps"] == []
+        assert shown["gaps"] == [] and shown["duplicates"] == 0
         assert [message["sender"] for message in shown["messages"]] == [first, second] * 3
         assert all(0 <= latency_ms(message["latency"]) < 5000 for message in shown["messages"])
 
@@ -149,7 +150,7 @@ def test_a_page_carries_on_after_the_server_is_killed_and_restarted(browser, rea
     time.sleep(0.3)                                          # room for a duplicate to show up
     shown = page.read()
     assert seqs_and_bodies(shown) == list(enumerate(sent, start=1))   # each once, in order, no hole
-    assert shown["gaps"] == []
+    assert shown["gaps"] == [] and shown["duplicates"] == 0
     assert shown["notReloaded"], "the page was reloaded"
     assert shown["status"] == CONNECTED[transport]
 
@@ -206,6 +207,14 @@ def test_the_page_shows_delivery_latency_and_gaps(browser, realtime, tmp_path):
         ("bob", "from elsewhere"), ("ann", "hello from the page")]
     assert all(0 <= latency_ms(message["latency"]) < 2000 for message in live)
     assert re.fullmatch(r"7 received; delivery latency median \d+ ms over the last 2", shown["stats"]), shown["stats"]
+
+    # what a buggy server would send, handed to the page: a number again, then one skipped
+    page.focus().execute_script('show({seq: 9, sender: "bob", body: "from elsewhere", client_ts: null});'
+                                'show({seq: 12, sender: "bob", body: "after a hole", client_ts: null});')
+    shown = page.read()
+    assert shown["duplicates"] == 1 and seqs_and_bodies(shown)[-2:] == [(9, "from elsewhere"), (12, "after a hole")]
+    assert shown["gaps"][-1] == "(#11 never arrived)"
+    assert shown["stats"].endswith("; 1 shown twice"), shown["stats"]
 
     screenshot = tmp_path / "chat.png"
     assert page.focus().save_screenshot(str(screenshot))
