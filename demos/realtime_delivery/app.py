@@ -56,6 +56,7 @@ def process_usage() -> dict:
 def create_app(hub: Hub, settings: Settings, ws_port: int) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.url_map.merge_slashes = False   # "/api/conversations/a//messages" is a 404, not a redirect
     stats = hub.stats
 
     @app.get("/health")

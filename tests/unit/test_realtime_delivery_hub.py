@@ -64,3 +64,16 @@ def test_a_doorbell_for_a_conversation_nobody_here_follows_is_ignored(two_proces
     hub.heard("elsewhere", 1, message)
     assert "elsewhere" not in hub.channels
     assert hub.channel("elsewhere").last_seq == 1   # a channel made later starts from the store
+
+
+def test_a_resend_is_neither_stored_nor_published_again(two_processes):
+    _, hub, subscriber = two_processes
+    announced = []
+    hub.announce = lambda conversation, message: announced.append(message.seq)
+    first = hub.send("general", "ann", "hello", client_id="k1")
+    again = hub.send("general", "ann", "hello", client_id="k1")
+    assert (first.seq, again.seq, again.repeated) == (1, 1, True)
+    assert subscriber.seqs == [1] and announced == [1]
+    assert (hub.stats["messages_stored"], hub.stats["sends.repeated"]) == (1, 1)
+    assert hub.send("general", "ann", "hello", client_id="k2").seq == 2
+    assert subscriber.seqs == [1, 2]

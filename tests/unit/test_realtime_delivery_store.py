@@ -1,4 +1,5 @@
 """The chapter 1 message pool (demos.realtime_delivery.store): numbering, the window, the gap marker."""
+import json
 import multiprocessing
 from concurrent.futures import ThreadPoolExecutor
 
@@ -106,3 +107,108 @@ def test_messages_survive_reopening(url):
     store.close()
     [message] = Store(url).read_after("general", 0).messages
     assert (message.seq, message.sender, message.body, message.client_ts) == (1, "ann", "kept", 12.5)
+
+
+def test_a_resend_with_the_same_client_id_is_stored_once_and_answers_the_original(url):
+    store = Store(url)
+    store.create("general")
+    store.create("other")
+    first = store.append("general", "ann", "hello", client_ts=1.5, now=100.0, client_id="k1")
+    assert (first.seq, first.repeated) == (1, False)
+    again = store.append("general", "ann", "hello", client_ts=9.0, now=200.0, client_id="k1")
+    assert again.repeated is True
+    assert (again.seq, again.sender, again.body, again.sent_at, again.client_ts) == (1, "ann", "hello", 100.0, 1.5)
+    assert again == first                                          # the original, as stored
+    assert store.last_seq("general") == 1                          # no number used up
+    # the key is (conversation, sender, id): anything else is another message
+    assert store.append("general", "bob", "hello", client_id="k1").seq == 2
+    assert store.append("other", "ann", "hello", client_id="k1").seq == 1
+    assert store.append("general", "ann", "hello", client_id="k2").seq == 3
+    assert store.append("general", "ann", "hello").seq == 4        # no id: every send is new
+    assert store.append("general", "ann", "hello").seq == 5
+    assert store.append("general", "ann", "hello", client_id="k1").seq == 1
+    assert [m.seq for m in store.read_after("general", 0).messages] == [1, 2, 3, 4, 5]
+
+
+def test_an_id_is_remembered_while_its_message_is_in_the_window(url):
+    store = Store(url, window_length=3)
+    store.create("general")
+    store.append("general", "ann", "m1", client_id="k1")
+    store.append("general", "ann", "m2")
+    store.append("general", "ann", "m3")
+    assert store.append("general", "ann", "m1", client_id="k1").seq == 1   # 1..3 kept
+    store.append("general", "ann", "m4")                                   # 1 leaves the window
+    assert store.append("general", "ann", "m1", client_id="k1").seq == 5
+    assert store.db.execute("SELECT seq FROM sends").fetchall() == [(5,)]
+
+
+def test_prune_by_age_forgets_the_ids_too(url):
+    store = Store(url, window_age_s=60)
+    store.create("general")
+    store.append("general", "ann", "old", now=1000, client_id="old")
+    store.append("general", "ann", "new", now=1100, client_id="new")
+    assert store.prune(now=1061) == 1
+    assert store.db.execute("SELECT client_id FROM sends").fetchall() == [("new",)]
+    assert store.append("general", "ann", "new", now=1101, client_id="new").repeated
+    assert store.append("general", "ann", "old", now=1102, client_id="old").seq == 3
+
+
+def test_window_length_is_exact(url):
+    store = Store(url, window_length=5)
+    store.create("general")
+    for i in range(1, 6):
+        store.append("general", "ann", f"m{i}")
+    assert [m.seq for m in store.read_after("general", 0).messages] == [1, 2, 3, 4, 5]   # exactly full
+    store.append("general", "ann", "m6")
+    batch = store.read_after("general", 0)
+    assert ([m.seq for m in batch.messages], batch.gap, batch.first_seq) == ([2, 3, 4, 5, 6], True, 2)
+    assert store.read_after("general", 1).gap is False                                 # had 1: nothing missed
+    assert store.read_after("general", 6).messages == [] and store.read_after("general", 6).last_seq == 6
+
+
+def test_prune_keeps_a_message_exactly_at_the_cutoff(url):
+    store = Store(url, window_age_s=60)
+    store.create("general")
+    store.append("general", "ann", "at the edge", now=1000)
+    assert store.prune(now=1060) == 0                # exactly 60 s old: still in the window
+    assert store.prune(now=1060.001) == 1
+
+
+def test_a_window_must_hold_something(url):
+    for length, age in ((0, 60), (1, 0), (-1, 60), (1, -1)):
+        with pytest.raises(ValueError):
+            Store(url, window_length=length, window_age_s=age)
+    assert Store(url, window_length=1, window_age_s=0.001).window_length == 1
+
+
+def test_last_seq_and_exists(url):
+    store = Store(url)
+    assert store.last_seq("general") is None and not store.exists("general")
+    store.create("general")
+    assert store.last_seq("general") == 0 and store.exists("general")
+    store.append("general", "ann", "hi")
+    assert store.last_seq("general") == 1
+    names = [f"c{i}" for i in range(1200)]           # more than one chunk of parameters
+    for name in names[:3] + names[-2:]:
+        store.create(name)
+    assert store.last_seqs(names + ["general"]) == {**{n: 0 for n in names[:3] + names[-2:]}, "general": 1}
+
+
+def test_a_message_serializes_once_as_the_clients_get_it(url):
+    store = Store(url)
+    store.create("general")
+    message = store.append("general", "ann", "héllo \"quoted\"", client_ts=2.5, now=10.0)
+    assert json.loads(message.json) == {"seq": 1, "sender": "ann", "body": "héllo \"quoted\"", "sent_at": 10.0,
+                                        "client_ts": 2.5}
+    assert "é" in message.json                        # UTF-8 as it is, not \\u escapes
+    batch = store.read_after("general", 0)
+    assert json.loads(batch.json) == batch.as_dict() == {
+        "messages": [message.as_dict()], "last_seq": 1, "gap": False, "first_seq": None}
+
+
+def test_sqlite_urls():
+    from demos.realtime_delivery.store import sqlite_path
+    assert sqlite_path("sqlite:///var/x.db") == "var/x.db"
+    assert sqlite_path("sqlite:////tmp/x.db") == "/tmp/x.db"
+    with pytest.raises(SystemExit, match="is not supported"):
+        sqlite_path("postgresql://localhost/x")
