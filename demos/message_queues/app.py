@@ -1,11 +1,13 @@
 """The registration service's shared app factory; each variant module supplies ``register``.
 
 ``POST /register`` with ``{"email": ..., "phone": ...}`` answers 201 ``{"id": ...}``; bad input
-gets a 4xx JSON error and writes nothing; a registered address gets 409. ``GET /health`` answers
+gets a 4xx JSON error and writes nothing; a registered address gets 409; a broker that refuses the
+jobs gets 503 (the user is rolled back). ``GET /health`` answers
 when the service is ready, ``GET /stats`` counts the requests it has seen, and ``GET /audit``
 counts users, send attempts and effective sends straight from the database.
 """
 import argparse
+import json
 import re
 import sys
 import threading
@@ -22,8 +24,13 @@ from .settings import Settings
 from .store import Database, DuplicateEmail, NewUser
 
 MAX_BODY_BYTES = 4096
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
-PHONE = re.compile(r"^\+?[0-9]{6,15}$")
+MAX_EMAIL_CHARS = 254   # RFC 5321's limit on a forward path, less its angle brackets
+# Matched whole (re.fullmatch: a `$` would let a final newline through). A local part of at most 64
+# characters, a dotted domain; no whitespace, and (checked apart) nothing unprintable: no control
+# character, no NUL (PostgreSQL refuses it in text), no lone surrogate (no database can store it).
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}")
+PHONE = re.compile(r"\+?[0-9]{6,15}")   # ASCII digits only: \d would take any script's digits
+OBJECT_HINT = "body must be a JSON object like {\"email\": \"a@example.com\", \"phone\": \"+15551234567\"}"
 
 
 @dataclass
@@ -42,15 +49,39 @@ class BadRequest(Exception):
     pass
 
 
+def parse_body(raw: bytes):
+    """The body as JSON (UTF-8, -16 or -32), or BadRequest. Nesting deep enough to exhaust Python's
+    recursion limit (a 4 KiB body holds 4,000 levels) is bad input too, not a server error."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):   # UnicodeDecodeError is a ValueError
+        raise BadRequest(OBJECT_HINT) from None
+
+
 def parse_user(body) -> NewUser:
     if not isinstance(body, dict):
-        raise BadRequest("body must be a JSON object like {\"email\": \"a@example.com\", \"phone\": \"+15551234567\"}")
+        raise BadRequest(OBJECT_HINT)
     email, phone = body.get("email"), body.get("phone")
-    if not isinstance(email, str) or len(email) > 254 or not EMAIL.match(email):
-        raise BadRequest("email must be a string like a@example.com (at most 254 characters)")
-    if not isinstance(phone, str) or not PHONE.match(phone):
+    if (not isinstance(email, str) or len(email) > MAX_EMAIL_CHARS or not email.isprintable()
+            or not EMAIL.fullmatch(email)):
+        raise BadRequest(f"email must be a string like a@example.com (at most {MAX_EMAIL_CHARS} characters, "
+                         "no spaces or control characters)")
+    if not isinstance(phone, str) or not PHONE.fullmatch(phone):
         raise BadRequest("phone must be a string of 6 to 15 digits, optionally starting with +")
     return NewUser(email=email.lower(), phone=phone)
+
+
+def answer_registration(register: Register, services: Services, raw: bytes) -> tuple[dict, int]:
+    """``POST /register``'s JSON answer and status for the request body ``raw``."""
+    try:
+        user = parse_user(parse_body(raw))
+        return {"id": register(services, user)}, 201
+    except BadRequest as problem:
+        return {"error": str(problem)}, 400
+    except DuplicateEmail as duplicate:
+        return {"error": f"{duplicate} is registered already"}, 409
+    except BrokerUnavailable as problem:
+        return {"error": f"registration not taken, try again later: {problem}"}, 503
 
 
 def create_app(register: Register, services: Services) -> Flask:
@@ -67,19 +98,10 @@ def create_app(register: Register, services: Services) -> Flask:
         return jsonify(error=message), status
 
     @app.post("/register")
-    def register_user():
-        try:
-            user = parse_user(request.get_json(force=True, silent=True))
-            user_id = register(services, user)
-            response = jsonify(id=user_id), 201
-        except BadRequest as problem:
-            response = error(400, str(problem))
-        except DuplicateEmail as duplicate:
-            response = error(409, f"{duplicate} is registered already")
-        except BrokerUnavailable as problem:
-            response = error(503, f"registration not taken, try again later: {problem}")
-        count(response[1])
-        return response
+    def register_user():   # any Content-Type: the body is JSON or it is refused
+        answer, status = answer_registration(register, services, request.get_data(cache=False))
+        count(status)
+        return jsonify(answer), status
 
     @app.get("/health")
     def health():
@@ -138,12 +160,13 @@ def serve(register: Register, description: str, *, with_jobs: bool = False) -> N
             connection = connect(settings.broker_url, settings.visibility_timeout_s)
         except BrokerUnavailable as problem:
             sys.exit(f"error: {problem}")
-        declare(connection)
-        services.jobs = Jobs(connection)
+        jobs = Jobs(connection, settings.queue_prefix)
+        declare(connection, jobs.queues)
+        services.jobs = jobs
     import waitress
+    broker = f"; broker {settings.broker_url}, queues {settings.queue_prefix}.*" if with_jobs else ""
     print(f"serving on http://{args.host}:{args.port} with {args.threads} thread(s); "
-          f"database {settings.database_url}" + (f"; broker {settings.broker_url}" if with_jobs else ""),
-          flush=True)
+          f"database {settings.database_url}{broker}", flush=True)
     # open-loop loads hold hundreds of mostly idle keep-alive connections: allow them
     # (waitress's default of 100 would stop accepting, and the load would silently go closed loop)
     waitress.serve(create_app(register, services), host=args.host, port=args.port,

@@ -6,6 +6,9 @@
   (``BROKER_VISIBILITY_TIMEOUT`` seconds, 30 by default; keep it longer than any job takes).
 - ``amqp://user:pass@host:port//`` (RabbitMQ): durable queues, persistent messages and publisher
   confirms; a dead worker's unacknowledged messages are requeued at once.
+
+The queues are ``<QUEUE_PREFIX>.email`` and ``<QUEUE_PREFIX>.sms`` (``registration`` by default), so
+two services (or two tests) can share one broker without taking each other's jobs.
 """
 import os
 
@@ -17,9 +20,17 @@ from . import filesystem_broker
 # Jobs go through the default exchange straight to a durable queue named for the channel, as in
 # RabbitMQ's work-queue tutorial: no binding to lose, so a job cannot be routed to nowhere.
 DEFAULT_EXCHANGE = Exchange("")
-QUEUES = {channel: Queue(f"registration.{channel}", DEFAULT_EXCHANGE, routing_key=f"registration.{channel}",
-                         durable=True)
-          for channel in ("email", "sms")}
+CHANNELS = ("email", "sms")
+# A broker that stops answering must cost a registration about a second, not the default 5 s a try:
+# a restarting RabbitMQ accepts TCP connections long before it completes the AMQP handshake.
+CONNECT_TIMEOUT_S = 1.0
+
+
+def queues(prefix: str = "registration") -> dict[str, Queue]:
+    """The durable job queue of each channel: ``{"email": <prefix>.email, "sms": <prefix>.sms}``."""
+    return {channel: Queue(f"{prefix}.{channel}", DEFAULT_EXCHANGE, routing_key=f"{prefix}.{channel}",
+                           durable=True)
+            for channel in CHANNELS}
 
 
 def connect(broker_url: str, visibility_timeout_s: float = 30) -> Connection:
@@ -40,25 +51,27 @@ def connect(broker_url: str, visibility_timeout_s: float = 30) -> Connection:
         raise BrokerUnavailable("memory:// lives inside one process; the worker is another process."
                                 " Unset BROKER_URL for the embedded filesystem broker")
     elif broker_url.startswith("redis"):
-        connection = Connection(broker_url, transport_options={
+        connection = Connection(broker_url, connect_timeout=CONNECT_TIMEOUT_S, transport_options={
+            "socket_connect_timeout": CONNECT_TIMEOUT_S,
             "visibility_timeout": visibility_timeout_s,
             "unacked_restore_throttle": 1,   # look for expired unacked messages on every idle poll
         })
     else:
-        connection = Connection(broker_url, transport_options={"confirm_publish": True})
+        connection = Connection(broker_url, connect_timeout=CONNECT_TIMEOUT_S,
+                                transport_options={"confirm_publish": True})
     return checked(connection, broker_url, "to use the embedded filesystem broker")
 
 
-def declare(connection: Connection) -> None:
+def declare(connection: Connection, job_queues: dict[str, Queue]) -> None:
     with connection.channel() as channel:
-        for queue in QUEUES.values():
+        for queue in job_queues.values():
             queue(channel).declare()
 
 
-def backlog(connection: Connection) -> int:
+def backlog(connection: Connection, job_queues: dict[str, Queue]) -> int:
     """Messages waiting in both queues (not counting those a worker holds unacknowledged)."""
     total = 0
     with connection.channel() as channel:
-        for queue in QUEUES.values():
+        for queue in job_queues.values():
             total += queue(channel).queue_declare(passive=True).message_count
     return total

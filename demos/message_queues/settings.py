@@ -2,7 +2,8 @@
 
 ``DATABASE_URL`` (``sqlite:///path`` or ``postgresql://user@host:port/dbname``) and ``BROKER_URL``
 (a kombu URL) choose the real parts; each step's cost is ``STEP_MS`` (50 ms, the article's figure)
-unless ``DB_WRITE_MS``, ``EMAIL_MS`` or ``SMS_MS`` says otherwise.
+unless ``DB_WRITE_MS``, ``EMAIL_MS`` or ``SMS_MS`` says otherwise. ``QUEUE_PREFIX`` names the job
+queues (``registration.email``, ``registration.sms``).
 """
 import os
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ class Settings:
     email_s: float
     sms_s: float
     visibility_timeout_s: float
+    queue_prefix: str = "registration"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -34,4 +36,5 @@ class Settings:
             email_s=_ms("EMAIL_MS", step_ms),
             sms_s=_ms("SMS_MS", step_ms),
             visibility_timeout_s=float(os.environ.get("BROKER_VISIBILITY_TIMEOUT", 30)),
+            queue_prefix=os.environ.get("QUEUE_PREFIX") or "registration",
         )

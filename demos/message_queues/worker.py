@@ -4,6 +4,9 @@ At-least-once: a job is acknowledged only after the provider has sent it, so a w
 mid-job leaves it to be delivered again (on RabbitMQ at once, on Redis after the visibility
 timeout). The idempotency key makes that second delivery harmless. One job at a time
 (prefetch 1): a worker holds no more unacknowledged jobs than it is working on.
+A broker that goes away (a restart, a crash) costs the worker its connection, not its life: it
+says so, reconnects every half second until the broker answers, and consumes again; the job it
+held unacknowledged is the broker's to deliver again.
 Run: python -m demos.message_queues.worker
 """
 import argparse
@@ -13,8 +16,10 @@ import sys
 import time
 
 from .app import build_services
-from .broker import QUEUES, BrokerUnavailable, connect
+from .broker import BrokerUnavailable, connect, queues
 from .settings import Settings
+
+RECONNECT_EVERY_S = 0.5
 
 
 def main() -> None:
@@ -51,16 +56,37 @@ def main() -> None:
             time.sleep(args.hold_before_ack)
         message.ack()
 
-    with connection, connection.Consumer(list(QUEUES.values()), callbacks=[handle],
-                                         accept=["json"], prefetch_count=1):
-        print(f"worker ready: consuming {', '.join(q.name for q in QUEUES.values())} "
-              f"from {settings.broker_url}", flush=True)
-        while not stopping:   # SIGTERM: finish the job in hand, then stop
+    job_queues = list(queues(settings.queue_prefix).values())
+    while not stopping:   # SIGTERM: finish the job in hand, then stop
+        lost = connection.connection_errors + connection.channel_errors + (OSError,)
+        try:
+            with connection:
+                consume(connection, job_queues, handle, stopping)
+        except lost as error:
+            print(f"lost the broker ({str(error).strip() or type(error).__name__}): reconnecting", flush=True)
+            connection = reconnect(settings, stopping)
+    print("worker stopped", flush=True)
+
+
+def consume(connection, job_queues: list, handle, stopping: list) -> None:
+    with connection.Consumer(job_queues, callbacks=[handle], accept=["json"], prefetch_count=1):
+        print(f"worker ready: consuming {', '.join(q.name for q in job_queues)} "
+              f"from {connection.as_uri()}", flush=True)
+        while not stopping:
             try:
                 connection.drain_events(timeout=1)
             except socket.timeout:
-                pass
-    print("worker stopped", flush=True)
+                connection.heartbeat_check()
+
+
+def reconnect(settings: Settings, stopping: list):
+    """A new connection once the broker answers again (None if told to stop first)."""
+    while not stopping:
+        try:
+            return connect(settings.broker_url, settings.visibility_timeout_s)
+        except BrokerUnavailable:
+            time.sleep(RECONNECT_EVERY_S)
+    return None
 
 
 if __name__ == "__main__":

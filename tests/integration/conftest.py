@@ -1,5 +1,7 @@
 """Fixtures that run chapter 4's services as real processes, through the harness's own Service."""
 import sys
+import time
+import uuid
 from functools import cached_property
 from pathlib import Path
 
@@ -16,8 +18,9 @@ class Registration:
     def __init__(self, folder: Path, variant: str, broker_url: str = "", env: dict | None = None,
                  database_url: str = ""):
         self.folder, self.variant = folder, variant
+        # its own queues on a shared broker: a job an earlier test left behind is never this test's
         self.env = {"DATA_DIR": str(folder / "data"), "BROKER_URL": broker_url,
-                    "DATABASE_URL": database_url, **(env or {})}
+                    "DATABASE_URL": database_url, "QUEUE_PREFIX": f"test-{uuid.uuid4().hex[:12]}", **(env or {})}
         self.services: list[Service] = []
         self.workers = 0
         self.url = ""
@@ -52,6 +55,15 @@ class Registration:
 
     def wait_for(self, condition, timeout_s: float, what: str):
         return wait_for(condition, timeout_s, f"{what} (logs in {self.folder})")
+
+    def holds(self, condition, seconds: float, what: str) -> None:
+        """``condition()`` is true now and at every look for ``seconds`` (a late duplicate fails it)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            assert condition(), f"no longer true: {what} (logs in {self.folder})"
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.1)
 
     def stop(self) -> None:
         for service in reversed(self.services):
