@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from load import ROOT, chapters, compare, figures
+from load import ROOT, chapters, compare, figures, servers
 from load.harness import SIZES, Harness, Scenario
 
 DEFAULT_REPEATS = {"smoke": 1, "default": 1, "workshop": 3}
@@ -142,7 +142,7 @@ def main(argv=None) -> None:
             for slug in slugs:
                 figures.render(slug, results_root / slug)
             compare.report(slugs, results_root)
-        if skipped and os.environ.get("REQUIRE_SERVERS") == "1":
+        if skipped and servers.required():
             raise SystemExit(f"REQUIRE_SERVERS=1 and {len(skipped)} scenario(s) skipped: {'; '.join(skipped)}")
     elif args.command == "figures":
         for slug in args.chapters:

@@ -50,7 +50,7 @@ from typing import Callable, Iterator, Optional
 
 from load.processes import StartFailed, free_port, kill_tree, port_is_free, spawn, stop_tree, tail, wait_until_ready
 
-__all__ = ["SERVERS", "Server", "ServerMissing", "ServerFailed", "running", "missing", "find", "free_port",
+__all__ = ["SERVERS", "Server", "ServerMissing", "ServerFailed", "running", "missing", "required", "find", "free_port",
            "port_is_free", "create_database", "drop_database"]
 
 SERVERS = ("redis", "rabbitmq", "postgres")
@@ -89,6 +89,11 @@ def find(program: str) -> str:
     if not path:
         raise ServerMissing(f"{program} not found: install it with `{INSTALL_HINTS[program]}`")
     return path
+
+
+def required() -> bool:
+    """``REQUIRE_SERVERS`` is set to 1, true or yes (any case), as in CI: a missing server is an error."""
+    return os.environ.get("REQUIRE_SERVERS", "").strip().lower() in ("1", "true", "yes")
 
 
 def missing(name: str) -> Optional[str]:

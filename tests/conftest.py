@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from load.harness import Service, http_ready
-from load.servers import ServerMissing, create_database, drop_database, free_port, running
+from load.servers import ServerMissing, create_database, drop_database, free_port, required, running
 
 # Matplotlib, IPython and Jupyter (the notebook tests) write caches and kernel files here, not to $HOME.
 _SCRATCH = tempfile.mkdtemp(prefix="tests-home-")
@@ -39,7 +39,7 @@ def started(name: str, workdir: str | None = None, **options):
         else:
             yield server
             return
-    if os.environ.get("REQUIRE_SERVERS") == "1":
+    if required():                  # REQUIRE_SERVERS=1 (or true, yes), as in CI
         pytest.fail(hint, pytrace=False)
     pytest.skip(hint)
 

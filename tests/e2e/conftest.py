@@ -10,6 +10,8 @@ import tempfile
 
 import pytest
 
+from load.servers import required
+
 
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMEDRIVER = ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver")
@@ -40,7 +42,7 @@ def chromium() -> tuple[str, str]:
         hint = None if browser and driver else INSTALL_HINT
     if hint is None:
         return browser, driver
-    if os.environ.get("REQUIRE_SERVERS") == "1":
+    if required():
         pytest.fail(hint, pytrace=False)
     pytest.skip(hint)
 
