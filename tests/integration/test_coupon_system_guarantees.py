@@ -179,3 +179,25 @@ def test_every_success_has_its_row_after_redis_and_the_consumer_are_killed(coupo
         assert [a for a in answers if a[1] in (0, 503)] == [], "a user never got an answer"
         assert_never_oversold(audit, answers, 300, running.codes())
         assert audit["reserved"][str(batch_id)] == {"holders": 300, "left": 0}
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_a_coupon_is_redeemed_exactly_once_under_concurrent_orders(coupons, request, database):
+    env = {"DATABASE_URL": request.getfixturevalue("postgres_database_url")} if database == "postgres" else {}
+    running = coupons("atomic", **env)
+    batch_id = running.batch(stock=5)
+    status, claimed = post(f"{running.url}/batches/{batch_id}/claim", {"user": "alice"})
+    assert status == 201
+    redeem = f"{running.url}/coupons/{claimed['code']}/redeem"
+    orders = [f"order-{n % 8}" for n in range(48)]     # 8 orders racing, each sent 6 times (retries)
+    with ThreadPoolExecutor(24) as pool:
+        answers = list(pool.map(lambda order: (order, *post(redeem, {"user": "alice", "order_id": order,
+                                                                    "amount_cents": 3000})), orders))
+    won = {order for order, status, _ in answers if status == 201}
+    assert len(won) == 1, answers                                   # one order used it, once
+    winner = won.pop()
+    assert {status for order, status, _ in answers if order == winner} <= {200, 201}   # its retries: the same answer
+    assert {body["discount_cents"] for order, status, body in answers if order == winner} == {1500}
+    assert {status for order, status, _ in answers if order != winner} == {409}
+    audit = running.audit()
+    assert audit["redemptions"] == 1 and audit["double_redeems"] == 0, audit
