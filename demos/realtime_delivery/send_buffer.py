@@ -34,19 +34,19 @@ class SendBuffer:
     def push(self, data: bytes) -> bool:
         """Write ``data`` now if the socket takes it without waiting, else queue it for the writer.
         False (and nothing written or queued) once the connection is broken."""
-        if self.broken:
-            return False
-        if self.writer is None and not self.queue:
+        if self.writer is None and not self.queue and not self.broken:
             try:
                 sent = self.sock.send(data, 0, timeout=0.0)   # gevent: never wait
-            except BlockingIOError:
-                sent = 0
+            except BlockingIOError:                             # the socket's buffer is full: queue it all
+                pass
             except OSError:                                     # reset, or closed: stop writing to it
                 self.break_off()
-                return False
-            if sent == len(data):
-                return True
-            data = data[sent:]                                  # the rest of the frame goes first
+            else:
+                if sent == len(data):
+                    return True
+                data = data[sent:]                              # the rest of the frame goes first
+        if self.broken:                                         # the client is gone: nothing more for it
+            return False
         self.queue.append(data)
         self.pending += len(data)
         stats = self.stats

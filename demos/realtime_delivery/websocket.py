@@ -229,8 +229,6 @@ class Connection:
         while True:
             if self.send_buffer.pending > half and not self.wait_for_room(half):
                 return
-            if self.send_buffer.broken:
-                return   # the client is gone: not another message for it
             with self.hub.lock:
                 try:
                     batch = self.hub.after(self.conversation, cursor, REPLAY_BATCH)
@@ -244,7 +242,7 @@ class Connection:
                     if self.send_buffer.pending > half:
                         break
                     if not self.send_buffer.push(message_frame(message)):
-                        return
+                        return   # the client is gone (reset): not another message for it
                     self.hub.stats["deliveries.websocket"] += 1
                     cursor = message.seq
                 if cursor == batch.last_seq:

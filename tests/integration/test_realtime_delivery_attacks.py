@@ -15,6 +15,7 @@ import urllib.request
 
 import psutil
 import pytest
+import websocket
 from websockets.frames import Frame, Opcode
 
 from demos.realtime_delivery.clients import Closed, Http, Ws
@@ -140,6 +141,10 @@ def test_websocket_frames_that_fail_a_check_get_a_close_frame_and_write_nothing(
     ]
     codes = [close_code_for(server, *frames) for frames, _ in cases]
     assert codes == [expected for _, expected in cases]
+    for path in ("/ws/general/more", "/ws/general.", "/ws//general", "/wsx/general", "/ws/" + "a" * 65):
+        with pytest.raises(websocket.WebSocketBadStatusException) as rejected:
+            websocket.create_connection(server.ws_url + path, timeout=5)
+        assert rejected.value.status_code == 404, path
     assert snapshot(server) == before
     stats = http.stats()
     assert stats.get("ws_close.1011", 0) == 0 and stats["ws_close.1008"] == len(cases), stats
