@@ -84,8 +84,8 @@ class RealtimeServer:
     (``["--processes", "2"]``)."""
 
     def __init__(self, folder: Path, env: dict, argv: tuple = ()):
-        # BROKER_URL from the caller's shell (`make servers` prints one) must not change the test
-        self.env = {"DATA_DIR": str(folder / "data"), "BROKER_URL": "", **env}
+        # BROKER_URL or DATABASE_URL from the caller's shell (`make servers` prints them) must not change the test
+        self.env = {"DATA_DIR": str(folder / "data"), "BROKER_URL": "", "DATABASE_URL": "", **env}
         self.folder, self.argv = folder, list(argv)
         self.port, self.ws_port = free_port(), free_port()
         self.url, self.ws_url = f"http://127.0.0.1:{self.port}", f"ws://127.0.0.1:{self.ws_port}"
