@@ -10,6 +10,7 @@ import argparse
 import signal
 import socket
 import sys
+import time
 
 from demos.brokers import BrokerUnavailable
 
@@ -21,6 +22,9 @@ from .store import Database
 def main() -> None:
     parser = argparse.ArgumentParser(description="Write the coupon rows Redis granted, at a steady rate.")
     parser.add_argument("--rate", type=float, default=None, help="rows a second (default: WRITE_RATE, 500)")
+    # fault injection: time for a test (or a reader) to kill the consumer holding a message
+    parser.add_argument("--hold-before-write", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long after taking a message, before writing its row")
     args = parser.parse_args()
     settings = Settings.from_env()
     database = Database(settings.database_url)
@@ -40,6 +44,9 @@ def main() -> None:
             print(f"rejecting malformed message {body!r}", flush=True)
             message.reject()
             return
+        if args.hold_before_write:
+            print(f"took {code}, holding {args.hold_before_write:g} s before writing", flush=True)
+            time.sleep(args.hold_before_write)
         pacer.wait()
         database.write_reserved(batch_id, user, code, reserved_at, "reservation")
         message.ack()

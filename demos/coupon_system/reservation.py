@@ -10,7 +10,7 @@ and the client gets a 503.
 
 Redis must keep what it granted across a crash: run it with its append-only file
 (``python -m load.servers redis --appendonly``). Both keys of a batch share the hash tag
-``{batch}``, so on Redis Cluster a batch lives on one shard and the script stays atomic.
+``{database:batch}``, so on Redis Cluster a batch lives on one shard and the script stays atomic.
 Run: REDIS_URL=redis://127.0.0.1:PORT/0 python -m demos.coupon_system.reservation --port 8000
 (and python -m demos.coupon_system.consumer beside it)
 """
@@ -43,15 +43,18 @@ return 0
 HELD, UNKNOWN, EXHAUSTED, GRANTED = 1, -1, 0, 2
 
 
-def keys(batch_id: int) -> list[str]:
-    return [f"coupon:{{{batch_id}}}:left", f"coupon:{{{batch_id}}}:holders"]
+def keys(namespace: str, batch_id: int) -> list[str]:
+    """A batch's stock and holders; ``namespace`` is the database's own id, so two databases
+    sharing one Redis never share a batch's keys."""
+    return [f"coupon:{{{namespace}:{batch_id}}}:left", f"coupon:{{{namespace}:{batch_id}}}:holders"]
 
 
 class Reservations:
     """The batches' stock and holders in Redis (``REDIS_URL``)."""
 
-    def __init__(self, redis_url: str):
+    def __init__(self, redis_url: str, namespace: str):
         import redis
+        self.namespace = namespace
         if not redis_url:
             raise Unavailable("the reservation strategy needs Redis: set REDIS_URL (start one with "
                               "`python -m load.servers redis --appendonly`, which prints it)")
@@ -66,35 +69,35 @@ class Reservations:
 
     def seed(self, batch_id: int, left: int) -> None:
         """Put a batch's stock in Redis unless it is there (a restart must not refill it)."""
-        self.client.set(keys(batch_id)[0], left, nx=True)
+        self.client.set(keys(self.namespace, batch_id)[0], left, nx=True)
 
     def reserve(self, batch_id: int, user_id: str, code: str) -> tuple[int, str]:
         try:
-            status, held = self._reserve(keys=keys(batch_id), args=[user_id, code])
+            status, held = self._reserve(keys=keys(self.namespace, batch_id), args=[user_id, code])
         except self.errors as error:
             raise Unavailable(f"Redis is not answering, nothing was taken: retry later ({error})") from error
         return int(status), held.decode() if isinstance(held, bytes) else held
 
     def release(self, batch_id: int, user_id: str, code: str) -> None:
         try:
-            self._release(keys=keys(batch_id), args=[user_id, code])
+            self._release(keys=keys(self.namespace, batch_id), args=[user_id, code])
         except self.errors:
             pass   # Redis is gone too: the reservation stays, reconcile finds it without a row
 
     def reserved(self, batch_ids: list[int]) -> dict:
         """Per batch: how many users hold a reservation, and the stock left in Redis."""
         try:
-            return {str(b): {"holders": self.client.hlen(keys(b)[1]),
-                             "left": int(self.client.get(keys(b)[0]) or 0)} for b in batch_ids}
+            return {str(b): {"holders": self.client.hlen(keys(self.namespace, b)[1]),
+                             "left": int(self.client.get(keys(self.namespace, b)[0]) or 0)} for b in batch_ids}
         except self.errors as error:
             return {"error": str(error)}
 
     def holders(self, batch_id: int) -> dict[str, str]:
-        return {user.decode(): code.decode() for user, code in self.client.hgetall(keys(batch_id)[1]).items()}
+        return {user.decode(): code.decode() for user, code in self.client.hgetall(keys(self.namespace, batch_id)[1]).items()}
 
 
 def setup(services: Services) -> None:
-    services.reservations = Reservations(services.settings.redis_url)
+    services.reservations = Reservations(services.settings.redis_url, services.database.instance)
     services.queue = Queue.connect(services.settings)
     for batch_id in services.database.batch_ids():   # batches created before a restart of Redis
         batch = services.database.batch(batch_id)

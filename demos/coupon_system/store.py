@@ -53,6 +53,11 @@ CREATE TABLE IF NOT EXISTS redemptions (
     discount_cents INTEGER NOT NULL,
     redeemed_at DOUBLE PRECISION NOT NULL
 );
+-- this database's name for itself, so that keys kept elsewhere (Redis) never mix two databases
+CREATE TABLE IF NOT EXISTS instance (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS bulk_jobs (
     id {id},
     batch_id INTEGER NOT NULL,
@@ -126,6 +131,8 @@ class Database(SqlDatabase):
                     db.execute(statement)
                 if one_per_user:
                     db.execute(ONE_PER_USER)
+                db.execute("INSERT INTO instance (one, id) VALUES (1, ?) ON CONFLICT DO NOTHING", (uuid.uuid4().hex[:12],))
+                self.instance = db.execute("SELECT id FROM instance").fetchone()[0]
         except DatabaseUnavailable as problem:
             raise SystemExit(f"error: {problem}") from problem
 

@@ -37,7 +37,7 @@ def post(url: str, body: dict, timeout: float = 10) -> tuple[int, dict]:
 class Coupons:
     """A strategy's service (and, for reservation, its consumer) as real processes."""
 
-    def __init__(self, folder, strategy: str, env: dict):
+    def __init__(self, folder, strategy: str, env: dict, consumer_args: tuple = ()):
         self.folder, self.strategy = folder, strategy
         self.database_url = env.get("DATABASE_URL") or f"sqlite:///{folder / 'coupons.db'}"
         self.env = {"DATA_DIR": str(folder), "BROKER_URL": "", "REDIS_URL": "", **env, "DATABASE_URL": self.database_url}
@@ -45,7 +45,7 @@ class Coupons:
         self.service = Service(strategy, [sys.executable, "-m", f"demos.coupon_system.{strategy}",
                                           "--port", self.url.rsplit(":", 1)[1], "--threads", "8"],
                                log_path=folder / f"{strategy}.log", ready=http_ready(f"{self.url}/health"), env=self.env)
-        self.consumer = Service("consumer", [sys.executable, "-m", "demos.coupon_system.consumer"],
+        self.consumer = Service("consumer", [sys.executable, "-m", "demos.coupon_system.consumer", *consumer_args],
                                 log_path=folder / "consumer.log", ready=log_ready(folder / "consumer.log", "consumer ready"),
                                 env=self.env)
 
@@ -83,8 +83,9 @@ class Coupons:
 def coupons(tmp_path):
     started = []
 
-    def start(strategy: str, **env) -> Coupons:
-        running = Coupons(tmp_path / f"{strategy}-{len(started)}", strategy, {k: str(v) for k, v in env.items()})
+    def start(strategy: str, consumer_args: tuple = (), **env) -> Coupons:
+        running = Coupons(tmp_path / f"{strategy}-{len(started)}", strategy, {k: str(v) for k, v in env.items()},
+                          consumer_args)
         running.folder.mkdir()
         started.append(running)
         return running.start()
@@ -201,3 +202,26 @@ def test_a_coupon_is_redeemed_exactly_once_under_concurrent_orders(coupons, requ
     assert {status for order, status, _ in answers if order != winner} == {409}
     audit = running.audit()
     assert audit["redemptions"] == 1 and audit["double_redeems"] == 0, audit
+
+
+@pytest.mark.parametrize("broker", ["rabbitmq", "filesystem"])
+def test_a_consumer_killed_holding_a_row_loses_it_only_on_the_embedded_broker(coupons, request, redis_url, broker):
+    """RabbitMQ delivers the unacknowledged message again; the embedded filesystem broker moved
+    the file when the consumer took it, so the row of a coupon already answered 201 is lost:
+    why the chapter's guarantee is claimed on a real broker."""
+    broker_url = request.getfixturevalue("rabbitmq_url") if broker == "rabbitmq" else ""
+    running = coupons("reservation", consumer_args=("--hold-before-write", "60"), REDIS_URL=redis_url,
+                      BROKER_URL=broker_url)
+    batch_id = running.batch(stock=5)
+    status, claimed = post(f"{running.url}/batches/{batch_id}/claim", {"user": "alice"})
+    assert status == 201
+    wait_for(lambda: f"took {claimed['code']}" in running.consumer.log_path.read_text(), 10, "the consumer to take it")
+    running.consumer.kill()                                   # SIGKILL while holding the message
+    running.consumer.argv = running.consumer.argv[:-2]        # the same consumer, no longer holding
+    running.consumer.start()
+    if broker == "rabbitmq":
+        wait_for(lambda: claimed["code"] in running.codes(), 10, "the redelivered row")
+    else:
+        time.sleep(2)                                         # every chance to show up: it cannot
+        assert claimed["code"] not in running.codes()         # answered 201, and no row: lost
+        assert running.audit()["reserved"][str(batch_id)]["holders"] == 1   # Redis still knows: reconcile
