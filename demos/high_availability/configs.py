@@ -124,7 +124,7 @@ http {{
     }}
 
     server {{
-        listen {listen} reuseport;
+        listen {listen};
         add_header X-Balancer {name} always;     # which balancer answered (the probe records it)
 
         location = {HEALTH_PATH} {{               # what keepalived's check asks

@@ -21,6 +21,8 @@ from load import results
 
 MASTER, BACKUP = "lb1", "lb2"
 ARTICLE_GAP_S = 4.0          # the article's logs: failed check to the backup's MASTER state, about 4 s
+# the ledger's row 6.2 quotes these: the article's settings and the fastest, nginx killed and keepalived SIGKILLed
+LEDGER_RUNS = {("nginx-kill", "article"), ("nginx-kill", "vrrp3-fast"), ("keepalived-sigkill", "vrrp3-fast")}
 CHECKED = ("nginx-kill", "master-return")   # faults the health check detects
 TOLD = ("keepalived-stop",)                  # faults the failing node announces (priority 0)
 
@@ -235,14 +237,17 @@ def claim_backend(claims: results.Claims, rows: list[dict]) -> None:
 
 def claim_failover(claims: results.Claims, rows: list[dict]) -> None:
     """Ledger 6.2: with the article's settings, the failed check to the new master (the article's
-    about 4 s) and the fault to the first request served; with the fastest, the same; every other
-    row's steps beside them (not in the ledger)."""
+    about 4 s) and the fault to the first request served; with the fastest, the fault to the first
+    request served when nginx is killed and when keepalived is SIGKILLed; every other row's steps
+    beside them (not in the ledger)."""
     for row in rows:
         label, where = f"{row['fault']}, {row['setting']}" + (f", {row['style']}" if row["style"] != "priority" else ""), _where(row)
-        ledger = "6.2" if row["style"] == "priority" and row["fault"] in ("nginx-kill", "keepalived-sigkill") else ""
+        preferred = row["style"] == "priority" and row["runs"][0]["params"].get("preempt", True)
+        ledger = "6.2" if preferred and (row["fault"], row["setting"]) in LEDGER_RUNS else ""
         values = lambda name: [value for value in row[name] if not math.isnan(value)]
         if row["fault"] == "nginx-kill" and values("election_s"):
-            claims.add(f"failed check to new master, {label}", values("election_s"), id=ledger,
+            claims.add(f"failed check to new master, {label}", values("election_s"),
+                       id=ledger if row["setting"] == "article" else "",
                        article=ARTICLE_GAP_S if row["setting"] == "article" else "", unit="s", digits=2, **where)
         if values("total_s"):
             claims.add(f"fault to first request served by the backup, {label}", values("total_s"), id=ledger,

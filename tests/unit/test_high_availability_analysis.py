@@ -102,6 +102,11 @@ def test_claims_quote_the_ledger_rows(nginx_kill, make_run):
     for row in claims.rows:
         by_id.setdefault(row["id"], []).append(row)
     assert [row["measured"] for row in by_id["6.1"]] == ["0", "0"] and by_id["6.1"][0]["match"] == "exact"
-    assert [row["claim"] for row in by_id["6.2"]] == ["failed check to new master, nginx-kill, one-second",
-                                                       "fault to first request served by the backup, nginx-kill, one-second"]
-    assert by_id["6.2"][0]["measured"] == "0.70"
+    assert "6.2" not in by_id                 # one-second is not a ledger setting
+    nginx_kill["params"]["setting"] = "article"
+    claims = results.Claims()
+    analysis.claim_failover(claims, analysis.failover_rows([nginx_kill]))
+    ledger = [row for row in claims.rows if row["id"] == "6.2"]
+    assert [row["claim"] for row in ledger] == ["failed check to new master, nginx-kill, article",
+                                                "fault to first request served by the backup, nginx-kill, article"]
+    assert ledger[0]["measured"] == "0.70" and ledger[0]["article"] == "4.0"
