@@ -21,9 +21,12 @@ from . import filesystem_broker
 # RabbitMQ's work-queue tutorial: no binding to lose, so a job cannot be routed to nowhere.
 DEFAULT_EXCHANGE = Exchange("")
 CHANNELS = ("email", "sms")
-# A broker that stops answering must cost a registration about a second, not the default 5 s a try:
-# a restarting RabbitMQ accepts TCP connections long before it completes the AMQP handshake.
+# A broker that stops answering must cost a registration about a second, not kombu's default 5 s a
+# try, nor forever: a restarting RabbitMQ accepts TCP connections long before it completes the AMQP
+# handshake, and a frozen one (SIGSTOP, a stalled disk) accepts them and never answers at all.
 CONNECT_TIMEOUT_S = 1.0
+SOCKET_TIMEOUT_S = 1.0    # any one read or write (RabbitMQ's confirm included)
+REDIS_SOCKET_TIMEOUT_S = 2.0   # above kombu's 1 s BRPOP, which must not time out while a queue is empty
 
 
 def queues(prefix: str = "registration") -> dict[str, Queue]:
@@ -53,12 +56,14 @@ def connect(broker_url: str, visibility_timeout_s: float = 30) -> Connection:
     elif broker_url.startswith("redis"):
         connection = Connection(broker_url, connect_timeout=CONNECT_TIMEOUT_S, transport_options={
             "socket_connect_timeout": CONNECT_TIMEOUT_S,
+            "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
             "visibility_timeout": visibility_timeout_s,
             "unacked_restore_throttle": 1,   # look for expired unacked messages on every idle poll
         })
     else:
         connection = Connection(broker_url, connect_timeout=CONNECT_TIMEOUT_S,
-                                transport_options={"confirm_publish": True})
+                                transport_options={"confirm_publish": True, "read_timeout": SOCKET_TIMEOUT_S,
+                                                   "write_timeout": SOCKET_TIMEOUT_S})
     return checked(connection, broker_url, "to use the embedded filesystem broker")
 
 

@@ -124,3 +124,28 @@ def test_an_unreachable_broker_gets_a_fast_503_in_process(start_server, broker, 
                 jobs.publish(2 + attempt, "bob@example.com", "+15551234567")
             assert time.monotonic() - started < FAST_503_S
         connection.release()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("broker", ["rabbitmq", "redis"])
+def test_a_frozen_broker_gets_a_fast_503_too(start_server, registration, broker):
+    """SIGSTOP: the broker's port still accepts connections, but nothing answers (a restarting RabbitMQ
+    looks the same until it completes the handshake). Only the publish's own time bound ends the wait."""
+    import os
+    import signal
+    with start_server(broker) as server:
+        running = registration("queued", server.url, env={"STEP_MS": "5"})
+        running.start_worker()
+        running.start(threads=4)
+        assert post(running.url, "before@example.com")[0] == 201
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            during = registering_for(running.url, OUTAGE_S, "frozen")
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        assert sorted({status for status, _, _ in during}) == [503]
+        slowest = max(seconds for _, _, seconds in during)
+        print(f"{broker} frozen: {len(during)} answers 503, slowest {slowest:.3f} s")
+        assert slowest < FAST_503_S, f"a 503 took {slowest:.1f} s"
+        assert running.database.audit()["users"] == 1
+        running.wait_for(lambda: post(running.url, "after@example.com")[0] == 201, 30, "a registration after SIGCONT")
