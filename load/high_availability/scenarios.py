@@ -30,6 +30,7 @@ BACKEND_VARIANTS = {
     "post-default": ("post", dict(next_upstream=True),
                      "a POST already sent is not retried unless non_idempotent is set"),
     "post-non-idempotent": ("post", dict(next_upstream=True, non_idempotent=True), None),
+    "get-least-conn": ("get", dict(next_upstream=True, policy="least_conn"), None),   # the other policy
 }
 
 FAULTS = ("nginx-kill", "keepalived-sigkill", "keepalived-stop", "link-cut", "master-return")
