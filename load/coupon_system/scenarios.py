@@ -62,7 +62,7 @@ def run_database_url(run: Run, database: str, stack: contextlib.ExitStack) -> st
         return f"sqlite:///{run.dir / 'data' / 'coupons.db'}"
     server = os.environ.get("DATABASE_URL", "")
     if not server.startswith(("postgresql://", "postgres://")):
-        server = stack.enter_context(running("postgres", str(run.dir / "servers"))).url
+        server = stack.enter_context(running("postgres", str(run.dir / "data" / "servers"))).url
     name = "_".join(run.dir.parts[-3:]).replace("-", "_").replace(".", "_")
     drop_database(server, name)
     return create_database(server, name)
@@ -78,7 +78,7 @@ def start_strategy(run: Run, stack: contextlib.ExitStack, strategy: str, databas
         env["RACE_WINDOW_MS"] = str(RACE_WINDOW_MS)
     if strategy == "reservation":
         env["REDIS_URL"] = os.environ.get("REDIS_URL") or stack.enter_context(
-            running("redis", str(run.dir / "servers"), appendonly=True)).url
+            running("redis", str(run.dir / "data" / "servers"), appendonly=True)).url
         env["WRITE_RATE"] = str(WRITE_RATE)
         run.service("consumer", [sys.executable, "-m", "demos.coupon_system.consumer"], env=env,
                     ready=log_ready(run.dir / "logs" / "consumer.log", "consumer ready"))
@@ -125,7 +125,7 @@ def successes(run: Run) -> list[dict]:
 
 def save_reports(run: Run, url: str, database_url: str) -> None:
     """What the service counted, the raw-row audit (with every success checked against the rows)
-    and when each coupon's row was written (``writes.csv``)."""
+    and, for the flash crowd, when each coupon was granted and its row written (``writes.csv``)."""
     run.save_json("service", get_json(f"{url}/stats"))
     audit = get_json(f"{url}/audit")
     database = Database(database_url, one_per_user=False)
@@ -134,6 +134,8 @@ def save_reports(run: Run, url: str, database_url: str) -> None:
     audit["successes_without_row"] = sum(row["code"] not in codes for row in given)
     audit["users_given_two_codes"] = sum(1 for user, n in _codes_per_user(given).items() if n > 1)
     run.save_json("audit", audit)
+    if run.params["stock"] >= BIG_STOCK:
+        return   # the write rate over time is the flash crowd's figure
     with open(run.dir / "writes.csv", "w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["reserved_at", "issued_at", "via"])
