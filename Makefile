@@ -3,6 +3,7 @@
 #   make test    set up .venv and run the test suite; its smoke gate runs every scenario at SIZE=smoke
 #                (make test SIZE=default: the gate at the main job's size)
 # One chapter or scenario alone:  make run CHAPTER=04-message-queues SCENARIO=latency SIZE=smoke
+# Do the tests catch a broken guarantee?  make mutants  (mutmut, then the deliberate bugs; not in CI)
 
 SIZE     ?= default
 PYTHON   ?= python3
@@ -12,7 +13,7 @@ CHAPTER  ?=
 SCENARIO ?=
 PYTEST_ARGS ?=
 
-.PHONY: bench test run figures compare list servers reference venv clean
+.PHONY: bench test run figures compare list servers reference venv clean mutants
 
 venv: $(VENV)/.ready
 
@@ -52,5 +53,13 @@ servers: venv
 reference: venv
 	$(PY) -m load reference $(CHAPTER)
 
+# mutmut breaks the guarantee code the unit tests reach ([tool.mutmut] in pyproject.toml) and prints each
+# chapter's score; then every deliberate bug (tests/deliberate_bugs/) must fail its named test
+mutants: venv
+	rm -rf mutants
+	$(PY) -m mutmut run --max-children 2
+	$(PY) -m tests.deliberate_bugs.scores
+	$(PY) -m tests.deliberate_bugs.run
+
 clean:
-	rm -rf results var
+	rm -rf results var mutants

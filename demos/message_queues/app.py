@@ -134,6 +134,8 @@ def create_app(register: Register, services: Services) -> Flask:
     return app
 
 
+# pragma: no mutate block  (from here on: wiring and the command line, run only as processes, out of
+# the mutation run's reach; the integration tests start them)
 def build_services(settings: Settings) -> Services:
     database = Database(settings.database_url, settings.db_write_s)
     return Services(

@@ -175,6 +175,11 @@ class Database:
         except self._duplicate as error:
             raise DuplicateEmail(user.email) from error
 
+    def contact(self, user_id: int) -> tuple[str, str] | None:
+        """The user's committed (email, phone), or None: no such user, not yet committed or rolled back."""
+        with self.transaction() as db:
+            return db.execute("SELECT email, phone FROM users WHERE id = ?", (user_id,)).fetchone()
+
     def record_attempt(self, channel: str, recipient: str, key: str) -> bool:
         """Record one provider call; return True when it was the first for this key."""
         now = time.time()

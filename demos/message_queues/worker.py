@@ -4,6 +4,10 @@ At-least-once: a job is acknowledged only after the provider has sent it, so a w
 mid-job leaves it to be delivered again (on RabbitMQ at once, on Redis after the visibility
 timeout). The idempotency key makes that second delivery harmless. One job at a time
 (prefetch 1): a worker holds no more unacknowledged jobs than it is working on.
+A job is sent only to its user as committed: the jobs are published inside the user's transaction,
+so a job can arrive a moment before its user is committed (it goes back to the queue for a moment),
+or stray (the publish outlived the 503 that rolled its user back: the user never appears, or on
+SQLite the id goes to the next user, with another address). A stray job is dropped, not sent.
 A broker that goes away (a restart, a crash) costs the worker its connection, not its life: it
 says so, reconnects every half second until the broker answers, and consumes again; the job it
 held unacknowledged is the broker's to deliver again.
@@ -20,6 +24,7 @@ from .broker import BrokerUnavailable, connect, queues
 from .settings import Settings
 
 RECONNECT_EVERY_S = 0.5
+STRAY_AFTER_S = 10.0   # a job whose user is still not committed this long after its publish is stray
 
 
 def main() -> None:
@@ -43,9 +48,20 @@ def main() -> None:
 
     def handle(job, message):
         provider = providers.get(job.get("channel")) if isinstance(job, dict) else None
-        if provider is None:
+        if (provider is None or not isinstance(job.get("user_id"), int)
+                or not isinstance(job.get("published_at"), (int, float))):
             print(f"rejecting malformed job {job!r}", flush=True)
             message.reject()
+            return
+        contact = services.database.contact(job["user_id"])
+        if contact is None and time.time() - job["published_at"] < STRAY_AFTER_S:
+            time.sleep(0.05)                    # its user's transaction has not committed yet
+            message.requeue()
+            return
+        if contact is None or job.get("to") != contact[0 if job["channel"] == "email" else 1]:
+            print(f"dropping stray job {job.get('key')}: user {job['user_id']} is not "
+                  f"{job.get('to')!r} (its registration was rolled back)", flush=True)
+            message.ack()
             return
         if args.hold_before_send:
             print(f"took {job['key']}, holding {args.hold_before_send} s before sending", flush=True)

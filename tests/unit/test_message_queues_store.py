@@ -65,6 +65,7 @@ def test_a_failure_before_commit_rolls_the_user_back(database):
     assert seen == [user_id] and database.audit()["users"] == 1   # the address was not taken
 
 
+
 def test_a_duplicate_names_the_address(database):
     database.add_user(NewUser("ada@example.com", "+15551234567"))
     with pytest.raises(DuplicateEmail, match="ada@example.com"):
