@@ -9,6 +9,8 @@ with two from one batch, every success with its row; and the naive strategy, whi
   once the backlog drains.
 """
 import json
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -225,3 +227,8 @@ def test_a_consumer_killed_holding_a_row_loses_it_only_on_the_embedded_broker(co
         time.sleep(2)                                         # every chance to show up: it cannot
         assert claimed["code"] not in running.codes()         # answered 201, and no row: lost
         assert running.audit()["reserved"][str(batch_id)]["holders"] == 1   # Redis still knows: reconcile
+        reconciled = subprocess.run([sys.executable, "-m", "demos.coupon_system.reconcile", "--republish"],
+                                    env={**os.environ, **running.env}, capture_output=True, text=True, timeout=30)
+        assert reconciled.returncode == 0, reconciled.stderr
+        assert json.loads(reconciled.stdout)["republished"] == 1
+        wait_for(lambda: claimed["code"] in running.codes(), 10, "the republished row")
