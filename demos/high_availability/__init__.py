@@ -10,5 +10,6 @@ and always removes (``topology.py``), from configs generated into a run folder (
 - ``topology``: the namespaces (a switch, two balancers, the backends, a client) and their addresses;
 - ``probe``: a client that asks the virtual IP every 20 ms and timestamps every answer;
 - ``holders``: which balancer holds the virtual IP, sampled every 0.1 s;
-- ``loopback``: without root, nginx balancing local backends on loopback ports, no virtual IP.
+- ``cluster``: starting each part (for the harness and by hand); without root, nginx balancing
+  local backends on loopback ports, no virtual IP.
 """
