@@ -10,14 +10,12 @@ Run: python -m demos.coupon_system.bulk --strategy atomic
 """
 import argparse
 import importlib
-import signal
-import socket
 import sys
 
 from demos.brokers import BrokerUnavailable
 
 from .app import Services, Unavailable
-from .queue import BULK, Pacer, Queue
+from .queue import BULK, Pacer, Queue, consume
 from .settings import Settings
 from .store import Conflict, Database, Gone, NotFound
 
@@ -37,8 +35,6 @@ def main() -> None:
         sys.exit(f"error: {problem}")
     rate = args.rate or settings.bulk_rate
     pacer, batches = Pacer(rate), {}
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
 
     def handle(body, message):
         try:
@@ -58,14 +54,8 @@ def main() -> None:
         services.database.bulk_progress(job, issued=new)
         message.ack()
 
-    connection = queue.connection
-    with connection, connection.Consumer([BULK], callbacks=[handle], accept=["json"], prefetch_count=20):
-        print(f"bulk worker ready: {args.strategy} at {rate:g} issuances/s from {settings.broker_url}", flush=True)
-        while not stopping:
-            try:
-                connection.drain_events(timeout=1)
-            except socket.timeout:
-                pass
+    consume(queue, BULK, handle, prefetch=20,
+            ready=f"bulk worker ready: {args.strategy} at {rate:g} issuances/s from {settings.broker_url}")
     print("bulk worker stopped", flush=True)
 
 

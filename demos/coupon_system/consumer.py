@@ -7,14 +7,12 @@ default) is the pace the database sees, whatever the crowd does.
 Run: python -m demos.coupon_system.consumer
 """
 import argparse
-import signal
-import socket
 import sys
 import time
 
 from demos.brokers import BrokerUnavailable
 
-from .queue import ROWS, Pacer, Queue
+from .queue import ROWS, Pacer, Queue, consume
 from .settings import Settings
 from .store import Database
 
@@ -33,8 +31,6 @@ def main() -> None:
     except BrokerUnavailable as problem:
         sys.exit(f"error: {problem}")
     pacer = Pacer(args.rate or settings.write_rate)
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
 
     def handle(body, message):
         try:
@@ -51,15 +47,8 @@ def main() -> None:
         database.write_reserved(batch_id, user, code, reserved_at, "reservation")
         message.ack()
 
-    connection = queue.connection
-    with connection, connection.Consumer([ROWS], callbacks=[handle], accept=["json"], prefetch_count=50):
-        print(f"consumer ready: writing {ROWS.name} at {args.rate or settings.write_rate:g} rows/s from "
-              f"{settings.broker_url}", flush=True)
-        while not stopping:   # SIGTERM: finish the row in hand, then stop
-            try:
-                connection.drain_events(timeout=1)
-            except socket.timeout:
-                pass
+    consume(queue, ROWS, handle, prefetch=50, ready=f"consumer ready: writing {ROWS.name} at "
+            f"{args.rate or settings.write_rate:g} rows/s from {settings.broker_url}")
     print("consumer stopped", flush=True)
 
 

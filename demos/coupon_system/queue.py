@@ -7,6 +7,8 @@ the embedded filesystem broker by default, Redis or RabbitMQ one setting away).
 Messages are persistent, queues durable, RabbitMQ publishes confirmed: a claim is answered as a
 success only after its row's message is in the broker's hands.
 """
+import signal
+import socket
 import time
 
 from kombu import Exchange, Queue as KombuQueue, pools
@@ -66,3 +68,18 @@ class Pacer:
         if self.due > now:
             time.sleep(self.due - now)
         self.due = max(self.due, now - self.gap) + self.gap
+
+
+def consume(queue: Queue, source: KombuQueue, handle, *, prefetch: int, ready: str) -> None:
+    """Feed ``source``'s messages to ``handle(body, message)`` (which acks) until SIGTERM, which
+    lets the message in hand finish; ``ready`` is printed once consuming (tests wait for it)."""
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    connection = queue.connection
+    with connection, connection.Consumer([source], callbacks=[handle], accept=["json"], prefetch_count=prefetch):
+        print(ready, flush=True)
+        while not stopping:
+            try:
+                connection.drain_events(timeout=1)
+            except socket.timeout:
+                pass
