@@ -232,3 +232,18 @@ def test_a_consumer_killed_holding_a_row_loses_it_only_on_the_embedded_broker(co
         assert reconciled.returncode == 0, reconciled.stderr
         assert json.loads(reconciled.stdout)["republished"] == 1
         wait_for(lambda: claimed["code"] in running.codes(), 10, "the republished row")
+
+
+def test_a_dead_redis_gets_a_fast_503_and_takes_nothing(coupons, start_server, tmp_path):
+    with start_server("redis", str(tmp_path / "servers"), appendonly=True) as redis:
+        running = coupons("reservation", REDIS_URL=redis.url)
+        batch_id = running.batch(stock=5)
+        assert post(f"{running.url}/batches/{batch_id}/claim", {"user": "alice"})[0] == 201
+        redis.kill()
+        started = time.monotonic()
+        status, body = post(f"{running.url}/batches/{batch_id}/claim", {"user": "bob"})
+        assert status == 503 and "retry later" in body["error"] and time.monotonic() - started < 3
+        redis.start()                                           # the same port and append-only file
+        assert post(f"{running.url}/batches/{batch_id}/claim", {"user": "alice"})[0] == 200   # still hers
+        assert post(f"{running.url}/batches/{batch_id}/claim", {"user": "bob"})[0] == 201
+        assert running.wait_for_rows()["reserved"][str(batch_id)] == {"holders": 2, "left": 3}
