@@ -16,7 +16,7 @@ from load.harness import ServiceFailed, get_json, wait_for
 from load.processes import free_port
 
 IN_FLIGHT = 24      # requests on the backend that dies (at least 20)
-HOLD_MS = 1500
+HOLD_MS = 3000     # long enough for all the requests to arrive on a busy machine
 
 
 @pytest.fixture
