@@ -175,8 +175,8 @@ def main(argv=None) -> None:
                   f"  ip netns exec {net.ns('client')} curl -si http://{VIP}/ | grep -e X-Balancer -e backend\n"
                   f"  ip netns exec {net.ns('client')} {sys.executable} -m demos.high_availability.probe "
                   f"--url http://{VIP}/ --out /tmp/probe.csv\n"
-                  f"then kill lb1's nginx (its pid: {folder}/lb1/nginx.pid) and watch lb2 take over:\n"
-                  f"  kill -9 $(cat {folder}/lb1/nginx.pid); ip -n {net.ns('lb2')} -4 -o addr show dev eth0\n"
+                  f"then kill lb1's nginx, its master and its worker (its process group), and watch lb2 take over:\n"
+                  f"  kill -9 -- -$(cat {folder}/lb1/nginx.pid); ip -n {net.ns('lb2')} -4 -o addr show dev eth0\n"
                   f"configs and logs: {folder}\nCtrl-C stops everything and removes the namespaces.", flush=True)
         while True:
             time.sleep(3600)
