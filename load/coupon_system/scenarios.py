@@ -42,7 +42,7 @@ SIZES = {
     "default": {
         "flash-crowd": dict(users=10_000, stock=1000, rate=400, databases=("sqlite",), processes=1),
         "throughput": dict(rates=(700,), seconds=6, databases=("sqlite",), service_processes=(1,)),
-        "bulk": dict(rate=100, seconds=8, bulk_users=1600, bulk_rate=200),
+        "bulk": dict(rate=200, seconds=9, bulk_users=1350, bulk_rate=150),
     },
     "workshop": {
         "flash-crowd": dict(users=20_000, stock=1000, rate=500, databases=("sqlite", "postgres"), processes=2),
