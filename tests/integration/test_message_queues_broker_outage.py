@@ -18,6 +18,7 @@ pytestmark = pytest.mark.servers
 
 OUTAGE_S = 3.0           # how long the load keeps registering while the broker is dead
 FAST_503_S = 2.5         # the publish is bounded at about a second; a busy machine gets slack
+FROZEN_503_S = 1.75      # PUBLISH_TIMEOUT_S (1 s) and the request's own time: measured 1.04-1.05 s
 REGISTER_TIMEOUT_S = 30  # the client's own bound: a registration that hangs shows as a slow answer
 
 
@@ -146,6 +147,7 @@ def test_a_frozen_broker_gets_a_fast_503_too(start_server, registration, broker)
         assert sorted({status for status, _, _ in during}) == [503]
         slowest = max(seconds for _, _, seconds in during)
         print(f"{broker} frozen: {len(during)} answers 503, slowest {slowest:.3f} s")
-        assert slowest < FAST_503_S, f"a 503 took {slowest:.1f} s"
+        # the publish's own bound (1 s), not the sockets' timeouts (Redis's 2 s) nor kombu's retries
+        assert slowest < FROZEN_503_S, f"a 503 took {slowest:.2f} s"
         assert running.database.audit()["users"] == 1
         running.wait_for(lambda: post(running.url, "after@example.com")[0] == 201, 30, "a registration after SIGCONT")

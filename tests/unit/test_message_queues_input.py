@@ -92,7 +92,10 @@ def test_a_registered_email_gets_409_even_under_concurrent_attempts(client_and_s
         statuses = sorted(pool.map(attempt, range(16)))
     assert statuses == [201] + [409] * 15
     assert services.database.audit()["users"] == 1
-    assert client.post("/register", json={**GOOD, "email": "ADA@example.com"}).status_code == 409
+    again = client.post("/register", json={**GOOD, "email": "ADA@example.com"})
+    assert again.status_code == 409
+    assert again.get_json() == {"error": "ada@example.com is registered already"}
+    assert client.get("/stats").get_json() == {"register_requests": 17, "statuses": {"201": 1, "409": 16}}
 
 
 def test_unknown_route_and_method_answer_json(client_and_services):

@@ -105,3 +105,33 @@ def test_a_second_database_object_sees_the_same_file(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     Database(url).add_user(NewUser("ada@example.com", "+15551234567"))
     assert Database(url).audit()["users"] == 1
+
+
+def test_each_thread_keeps_one_connection(database):
+    """One connection per thread, kept open (closing SQLite's last one would checkpoint the WAL)."""
+    mine = database._connection()
+    assert database._connection() is mine
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        theirs = pool.submit(database._connection).result()
+    assert theirs is not mine
+
+
+def test_the_defaults_add_no_latency_and_a_busy_database_is_waited_for(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'fast.db'}")
+    assert database.write_latency_s == 0.0
+    db = database._connect()
+    assert db.isolation_level is None        # autocommit: the store's own BEGIN IMMEDIATE is the only one
+    assert db.execute("PRAGMA busy_timeout").fetchone() == (30000,)   # a writer waits its turn, up to 30 s
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+@pytest.mark.parametrize("version,refused", [((3, 34, 9), True), ((3, 35, 0), False), ((3, 45, 1), False)])
+def test_sqlite_older_than_3_35_is_refused_with_the_reason(tmp_path, monkeypatch, version, refused):
+    import sqlite3
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", version)
+    url = f"sqlite:///{tmp_path / 'version.db'}"
+    if refused:
+        with pytest.raises(SystemExit, match="needs 3.35 or newer"):
+            Database(url)
+    else:
+        assert Database(url).audit()["users"] == 0
