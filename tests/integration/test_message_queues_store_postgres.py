@@ -32,7 +32,7 @@ def test_a_registered_email_gets_409_even_under_concurrent_attempts(postgres_dat
 
     def attempt(_):
         client = app.test_client()
-        start.wait()                                           # all 16 at once
+        start.wait(timeout=10)                                         # all 16 at once
         return client.post("/register", json=GOOD).status_code
 
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -60,7 +60,7 @@ def test_one_idempotency_key_is_sent_once_however_many_workers_race(postgres_dat
     start = threading.Barrier(16)
 
     def send(_):
-        start.wait()
+        start.wait(timeout=10)
         return database.record_attempt("email", "ada@example.com", "email:1")
 
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -74,7 +74,7 @@ def test_processes_starting_together_create_the_schema_once(postgres_database_ur
     start, errors = threading.Barrier(8), []
 
     def open_database():
-        start.wait()
+        start.wait(timeout=10)
         try:
             Database(postgres_database_url)
         except Exception as error:                             # e.g. UniqueViolation on pg_type
@@ -84,7 +84,7 @@ def test_processes_starting_together_create_the_schema_once(postgres_database_ur
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=30)
     assert errors == []
 
 
