@@ -135,7 +135,22 @@ def failover_steps(run: dict) -> dict:
             "detection_s": step(start, detected), "election_s": step(detected, new_master),
             "serve_s": step(new_master, served), "total_s": step(start, served),
             **outage(probe, start),
-            "two_holders_s": every * sum(1 for row in holders if row.get(MASTER) and row.get(BACKUP))}
+            "two_holders_s": every * sum(1 for row in holders if row.get(MASTER) and row.get(BACKUP)),
+            **master_return(run, probe)}
+
+
+def master_return(run: dict, probe: list[dict]) -> dict:
+    """After a ``master-return`` run's restart of lb1's nginx: how long until lb1 was master again
+    (``return_s``, NaN when it never took the address back: nopreempt), and the probe's requests
+    that failed from the restart on (``return_failed``; NaN for other faults)."""
+    fault = run["notes"]["faults"][0]
+    if run["params"]["fault"] != "master-return" or not fault.get("ready_at"):
+        return {"return_s": math.nan, "return_failed": math.nan}
+    back = first_state(read_events(run, MASTER), "MASTER", fault["ready_at"])
+    if back is not None and back > probe[-1]["sent_at"]:
+        back = None                # after the load: the run's end stopping lb2, not a return
+    return {"return_s": back - fault["ready_at"] if back is not None else math.nan,
+            "return_failed": sum(1 for row in probe if row["sent_at"] >= fault["ready_at"] and not row["ok"])}
 
 
 # --- series for the figures -----------------------------------------------------------------
@@ -206,12 +221,13 @@ def backend_rows(runs: list[dict]) -> list[dict]:
 
 
 def failover_rows(runs: list[dict]) -> list[dict]:
-    """The failover scenario, one row per (fault, setting, style): its steps per repetition, and
+    """The failover scenario, one row per (fault, setting, check style, preempt): its steps per repetition, and
     Locust's failed requests."""
     def measure(run):
-        return {**{key: value for key, value in failover_steps(run).items() if key.endswith("_s") or key == "failed"},
+        return {**{key: value for key, value in failover_steps(run).items()
+                   if key.endswith("_s") or key in ("failed", "return_failed")},
                 "locust_failures": run["summary"].get("failures", 0)}
-    return results.per_repetition(runs, ("fault", "setting", "style"), measure)
+    return results.per_repetition(runs, ("fault", "setting", "style", "preempt"), measure)
 
 
 # --- claims.csv -----------------------------------------------------------------------------
@@ -241,8 +257,9 @@ def claim_failover(claims: results.Claims, rows: list[dict]) -> None:
     request served when nginx is killed and when keepalived is SIGKILLed; every other row's steps
     beside them (not in the ledger)."""
     for row in rows:
-        label, where = f"{row['fault']}, {row['setting']}" + (f", {row['style']}" if row["style"] != "priority" else ""), _where(row)
-        preferred = row["style"] == "priority" and row["runs"][0]["params"].get("preempt", True)
+        label = (f"{row['fault']}, {row['setting']}" + (f", {row['style']} style" if row["style"] != "priority" else "")
+                 + ("" if row["preempt"] else ", nopreempt"))
+        where, preferred = _where(row), row["style"] == "priority" and row["preempt"]
         ledger = "6.2" if preferred and (row["fault"], row["setting"]) in LEDGER_RUNS else ""
         values = lambda name: [value for value in row[name] if not math.isnan(value)]
         if row["fault"] == "nginx-kill" and values("election_s"):
@@ -253,3 +270,8 @@ def claim_failover(claims: results.Claims, rows: list[dict]) -> None:
             claims.add(f"fault to first request served by the backup, {label}", values("total_s"), id=ledger,
                        unit="s", digits=2, **where)
         claims.add(f"probe requests failed, {label}", row["failed"], unit="requests", digits=0, **where)
+        if values("return_s"):
+            claims.add(f"master's nginx back to master again, {label}", values("return_s"), unit="s", digits=2, **where)
+        if values("return_failed"):
+            claims.add(f"probe requests failed while the master came back, {label}", values("return_failed"),
+                       unit="requests", digits=0, **where)

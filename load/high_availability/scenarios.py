@@ -49,7 +49,7 @@ SIZES = {
         failover=dict(runs=(
             *((fault, setting, "priority", True) for fault in FAULTS[:4] for setting in configs.SETTINGS),
             ("master-return", "one-second", "priority", True),     # the master takes the address back
-            ("master-return", "one-second", "priority", False),    # nopreempt: it does not
+            ("master-return", "one-second", "fault", False),       # nopreempt (FAULT style, so it moves): it does not
             ("nginx-kill", "one-second", "fault", True),           # the check's other style: FAULT state
             ("nginx-kill", "one-second", "priority", False),       # nopreempt + priority: the address stays
             ("nginx-kill", "one-second", "fault", False)))),       # nopreempt + FAULT: it still moves

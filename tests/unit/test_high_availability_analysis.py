@@ -28,7 +28,7 @@ def nginx_kill(make_run):
     the probe fails from 1.0 to 3.2 and lb2 answers from 3.3."""
     spec = [(t / 10, True, "lb1") for t in range(10)] + [(1.0 + t / 10, False, "") for t in range(23)] \
         + [(3.3 + t / 10, True, "lb2") for t in range(5)]
-    run = make_run("nginx-kill-one-second", dict(fault="nginx-kill", setting="one-second", style="priority", fall=2),
+    run = make_run("nginx-kill-one-second", dict(fault="nginx-kill", setting="one-second", style="priority", preempt=True, fall=2),
                    files={"probe.csv": probe_rows(spec)}, notes={"faults": [{"killed_at": T0 + 1.0}]},
                    scenario="failover")
     write(run["dir"] / "ha" / "lb1", "checks.csv", "t,result", [(T0 + 0.5, "ok"), (T0 + 1.5, "fail"), (T0 + 2.5, "fail")])
@@ -110,3 +110,25 @@ def test_claims_quote_the_ledger_rows(nginx_kill, make_run):
     assert [row["claim"] for row in ledger] == ["failed check to new master, nginx-kill, article",
                                                 "fault to first request served by the backup, nginx-kill, article"]
     assert ledger[0]["measured"] == "0.70" and ledger[0]["article"] == "4.0"
+
+
+def test_the_masters_return(nginx_kill):
+    """nginx back at +3.25 s; lb1 master again at +3.6 s, no probe request failing after +3.25 s."""
+    nginx_kill["params"]["fault"] = "master-return"
+    nginx_kill["notes"]["faults"][0]["ready_at"] = T0 + 3.25
+    write(nginx_kill["dir"] / "ha" / "lb1", "events.csv", "t,state,priority",
+          [(T0 - 5, "MASTER", 101), (T0 + 3.2, "BACKUP", 96), (T0 + 3.6, "MASTER", 101)])
+    steps = analysis.failover_steps(nginx_kill)
+    assert steps["return_s"] == pytest.approx(0.35) and steps["return_failed"] == 0
+    nginx_kill["notes"]["faults"][0]["ready_at"] = T0 + 3.0
+    assert analysis.failover_steps(nginx_kill)["return_failed"] == 3     # sent at +3.0, +3.1, +3.2
+    write(nginx_kill["dir"] / "ha" / "lb1", "events.csv", "t,state,priority", [(T0 - 5, "MASTER", 101)])
+    assert math.isnan(analysis.failover_steps(nginx_kill)["return_s"])      # nopreempt: it stays backup
+    write(nginx_kill["dir"] / "ha" / "lb1", "events.csv", "t,state,priority",
+          [(T0 - 5, "MASTER", 101), (T0 + 9.0, "MASTER", 101)])          # after the probe's last request
+    assert math.isnan(analysis.failover_steps(nginx_kill)["return_s"])      # the run's end, not a return
+
+
+def test_no_return_for_other_faults(nginx_kill):
+    steps = analysis.failover_steps(nginx_kill)
+    assert math.isnan(steps["return_s"]) and math.isnan(steps["return_failed"])
