@@ -143,6 +143,9 @@ def test_json_depth():
     assert inputs.json_depth_ok('["\\\\", ' + "[" * 31 + "]" * 31 + "]")       # an escaped backslash ends
     assert not inputs.json_depth_ok('["\\\\", ' + "[" * 32 + "]" * 32 + "]")
     assert inputs.json_depth_ok("[" * 3, limit=3) and not inputs.json_depth_ok("[" * 4, limit=3)
+    assert not inputs.json_depth_ok("[[]" * 33)                                 # closing one of two: depth 33
+    assert inputs.json_depth_ok("[[]" * 31 + "]" * 31)
+    assert inputs.json_depth_ok("X" * 40) and not inputs.json_depth_ok("XX" + "[" * 33)   # only brackets count
 
 
 def test_json_value():

@@ -1,6 +1,8 @@
 """The chapter 1 message pool (demos.realtime_delivery.store): numbering, the window, the gap marker."""
 import json
 import multiprocessing
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -27,14 +29,18 @@ def test_numbers_start_at_one_and_follow_each_other(url):
 
 def test_unknown_conversation_and_a_number_never_sent(url):
     store = Store(url)
-    with pytest.raises(UnknownConversation):
+    with pytest.raises(UnknownConversation) as unknown:
         store.append("nope", "ann", "hi")
-    with pytest.raises(UnknownConversation):
+    assert unknown.value.args == ("nope",)             # the 404 names it
+    with pytest.raises(UnknownConversation) as unknown:
         store.read_after("nope", 0)
+    assert unknown.value.args == ("nope",)
     store.create("general")
     store.append("general", "ann", "hi")
-    with pytest.raises(AfterBeyondLast):
+    with pytest.raises(AfterBeyondLast) as beyond:
         store.read_after("general", 2)
+    assert (beyond.value.after, beyond.value.last_seq) == (2, 1)
+    assert str(beyond.value) == "after=2 is beyond the conversation's last message (1)"
 
 
 def test_threads_sharing_a_store_get_distinct_gapless_numbers(url):
@@ -48,28 +54,34 @@ def test_threads_sharing_a_store_get_distinct_gapless_numbers(url):
     assert {m.body for m in stored} == {f"m{i}" for i in range(400)}
 
 
-def _append_many(url: str, worker: int, count: int, results) -> None:
+def _append_many(url: str, worker: int, count: int, results, go) -> None:
     store = Store(url)
-    results.put([store.append("general", f"p{worker}", f"p{worker}-{i}").seq for i in range(count)])
+    go.wait(30)                                   # all at once: the writes really race
+    try:
+        results.put([store.append("general", f"p{worker}", f"p{worker}-{i}").seq for i in range(count)])
+    except Exception as error:                    # e.g. "database is locked": the test says so
+        results.put(repr(error))
 
 
 def test_processes_writing_one_database_get_distinct_gapless_numbers(url):
     Store(url).create("general")
     context = multiprocessing.get_context("spawn")   # no state inherited: each opens its own connection
-    results = context.Queue()
-    workers = [context.Process(target=_append_many, args=(url, w, 100, results)) for w in range(4)]
+    results, go = context.Queue(), context.Event()
+    workers = [context.Process(target=_append_many, args=(url, w, 200, results, go)) for w in range(4)]
     for worker in workers:
         worker.start()
-    per_worker = [results.get(timeout=60) for _ in workers]
+    go.set()
+    per_worker = [results.get(timeout=40) for _ in workers]
     for worker in workers:
         worker.join(10)
+    assert not [seqs for seqs in per_worker if isinstance(seqs, str)], per_worker
     for seqs in per_worker:
         assert seqs == sorted(seqs)              # each writer sees its own messages in order
-    assert sorted(s for seqs in per_worker for s in seqs) == list(range(1, 401))
+    assert sorted(s for seqs in per_worker for s in seqs) == list(range(1, 801))
     stored = Store(url).read_after("general", 0).messages
-    assert [m.seq for m in stored] == list(range(1, 401))
+    assert [m.seq for m in stored] == list(range(1, 801))
     for w in range(4):                          # and in the order it sent them
-        assert [m.body for m in stored if m.sender == f"p{w}"] == [f"p{w}-{i}" for i in range(100)]
+        assert [m.body for m in stored if m.sender == f"p{w}"] == [f"p{w}-{i}" for i in range(200)]
 
 
 def test_window_keeps_the_last_messages_and_marks_the_gap(url):
@@ -166,6 +178,17 @@ def test_window_length_is_exact(url):
     assert store.read_after("general", 6).messages == [] and store.read_after("general", 6).last_seq == 6
 
 
+def test_prune_without_a_clock_uses_now_and_counts_every_conversation(url):
+    store = Store(url, window_age_s=60)
+    for conversation in ("a", "b"):
+        store.create(conversation)
+        store.append(conversation, "ann", "old", now=time.time() - 600)
+        store.append(conversation, "ann", "older still", now=time.time() - 500)
+        store.append(conversation, "ann", "new")
+    assert store.prune() == 4
+    assert [m.body for m in store.read_after("a", 0).messages] == ["new"]
+
+
 def test_prune_keeps_a_message_exactly_at_the_cutoff(url):
     store = Store(url, window_age_s=60)
     store.create("general")
@@ -212,3 +235,31 @@ def test_sqlite_urls():
     assert sqlite_path("sqlite:////tmp/x.db") == "/tmp/x.db"
     with pytest.raises(SystemExit, match="is not supported"):
         sqlite_path("postgresql://localhost/x")
+
+
+def test_a_number_is_read_and_written_under_one_write_lock(url):
+    """``append`` reads the counter and writes it back in one write transaction (BEGIN IMMEDIATE):
+    another connection's append that comes in between waits for it, instead of making it fail (or,
+    with a weaker rule, reuse the number). The trace callback holds the first append between its
+    read and its write while the second one tries."""
+    first, second = Store(url), Store(url)
+    first.create("general")
+    other_done, other_seqs, held = threading.Event(), [], []
+
+    def other() -> None:
+        other_seqs.append(second.append("general", "bob", "in between").seq)
+        other_done.set()
+
+    def trace(sql: str) -> None:
+        if sql.upper().startswith("UPDATE CONVERSATIONS") and not held:
+            held.append(sql)
+            threading.Thread(target=other).start()
+            other_done.wait(0.5)           # the other append cannot finish while this one holds the lock
+
+    first.db.set_trace_callback(trace)
+    try:
+        seq = first.append("general", "ann", "first").seq
+    finally:
+        first.db.set_trace_callback(None)
+    assert other_done.wait(10)
+    assert (seq, other_seqs, len(held)) == (1, [2], 1)
