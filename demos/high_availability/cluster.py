@@ -11,6 +11,7 @@ Without root, nginx or keepalived, ``missing()`` says exactly what is missing an
 and the loopback half still runs.
 """
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -32,7 +33,7 @@ class PortInUse(RuntimeError):
 
 
 def find(program: str) -> Optional[str]:
-    return shutil.which(program, path=f"{__import__('os').environ.get('PATH', '')}:{SBIN}")
+    return shutil.which(program, path=f"{os.environ.get('PATH', '')}:{SBIN}")
 
 
 def missing(vip: bool = True) -> list[str]:

@@ -189,7 +189,9 @@ def failover_headline(run: Run) -> str:
             f"new master {fmt(steps['election_s'])}, first served {fmt(steps['serve_s'])}; bound {run.params['bound_s']:g} s); "
             f"probe: {steps['failed']} failed, {steps['outage_s']:.2f} s without service; "
             f"Locust: {summary.get('failures', 0)} of {summary.get('requests', 0)} failed; "
-            f"two holders for {steps['two_holders_s']:.1f} s")
+            f"two holders for {steps['two_holders_s']:.1f} s"
+            + (f"; lb1 master again {fmt(steps['return_s'])} s after its nginx was back, "
+               f"{steps['return_failed']} probe requests failed meanwhile" if run.params["fault"] == "master-return" else ""))
 
 
 SCENARIOS = {
