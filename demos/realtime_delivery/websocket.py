@@ -298,6 +298,7 @@ class Connection:
         if ending or self.send_buffer.eof_requested:
             self.send_buffer.end()
 
+
 def close_code(problem: inputs.BadInput) -> int:
     """The close code for a frame that failed a check: 1009 too big, 1007 not JSON, 1008 the rest."""
     if problem.status == 413:

@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from http.client import HTTPConnection
 
 import psutil
 import pytest
@@ -190,8 +191,9 @@ def test_a_ping_flood_is_closed_and_health_keeps_answering(realtime, reads):
     rss_before = process.memory_info().rss
     flooder = handshake(server.ws_port)
     flooder.sendall(Frame(Opcode.TEXT, b'{"after": 0}').serialize(mask=True))
-    answer = b""
+    answer, deadline = b"", time.monotonic() + 10
     while b"subscribed" not in answer:
+        assert time.monotonic() < deadline, answer
         answer += flooder.recv(4096)
     pings = b"".join(Frame(Opcode.PING, b"p" * 100).serialize(mask=True) for _ in range(500))
     sent, stop = [0], threading.Event()
@@ -228,16 +230,13 @@ def test_clients_that_reset_mid_replay_are_not_written_to_any_more(realtime):
     server = realtime(env={"WINDOW_LENGTH": str(messages)})
     http = Http(server.url)
     http.create("general")
-    sender = http.request
     body = "x" * 1000
-    from http.client import HTTPConnection
     connection = HTTPConnection("127.0.0.1", server.port, timeout=10)
     for n in range(messages):
         connection.request("POST", "/api/conversations/general/messages",
                            json.dumps({"sender": "ann", "body": f"{n:04d}{body}"}), {"Content-Type": "application/json"})
         assert connection.getresponse().read()
     connection.close()
-    del sender
     before = http.stats().get("deliveries.websocket", 0)
     hello = Frame(Opcode.TEXT, b'{"after": 0}').serialize(mask=True)
     for _ in range(clients):
@@ -248,8 +247,9 @@ def test_clients_that_reset_mid_replay_are_not_written_to_any_more(realtime):
         key = base64.b64encode(os.urandom(16)).decode()
         sock.sendall(f"GET /ws/general HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode() + hello)
-        received = b""
+        received, deadline = b"", time.monotonic() + 10
         while b'"seq":1,' not in received:      # the replay has begun
+            assert time.monotonic() < deadline, "the replay never began"
             received += sock.recv(4096)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()                             # RST: gone without a goodbye
