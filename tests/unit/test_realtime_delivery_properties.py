@@ -154,3 +154,18 @@ def test_sending_to_any_path(app_and_store, conversation, body):
     response = client.post(f"{path}/messages", data=body, content_type="application/json")
     assert response.status_code in (400, 404, 405, 413) or (conversation == "general" and response.status_code < 300)
     assert_answer(response, before, store)
+
+
+@PROPERTY
+@given(st.lists(st.one_of(text, st.sampled_from(["", "data: x", "id: 7", "event: gap", "retry: 10", ": hb"])),
+                max_size=12))
+def test_the_sse_parser_takes_any_lines(lines):
+    """The clients' SSE parser (the test client's and the load's): any line is taken, nothing raises,
+    and whatever it dispatches has the shape the receivers read."""
+    from demos.realtime_delivery.sse_parser import SseParser
+
+    parser = SseParser()
+    for line in lines:
+        event = parser.feed(line)
+        assert event is None or (set(event) == {"event", "id", "data"} and isinstance(event["event"], str))
+    assert parser.retry_ms is None or parser.retry_ms >= 0
