@@ -30,6 +30,22 @@ def test_a_publish_puts_one_email_and_one_sms_job_in_their_queues(tmp_path):
     connection.release()
 
 
+def test_each_job_is_a_persistent_json_message_with_its_publish_time(tmp_path):
+    connection = connect(f"filesystem://{tmp_path}/broker")
+    jobs = Jobs(connection)
+    assert {queue.name for queue in jobs.queues.values()} == {"registration.email", "registration.sms"}
+    declare(connection, jobs.queues)
+    before = time.time()
+    jobs.publish(8, "ada@example.com", "+15551234567")
+    with connection.channel() as channel:
+        message = jobs.queues["email"](channel).get(no_ack=True)
+    assert message.properties["delivery_mode"] == 2            # survives a RabbitMQ restart
+    assert message.content_type == "application/json"
+    assert set(message.payload) == {"channel", "user_id", "to", "key", "published_at"}
+    assert message.payload["channel"] == "email" and before <= message.payload["published_at"] <= time.time()
+    connection.release()
+
+
 @pytest.mark.parametrize("scheme", ["amqp://guest:guest@127.0.0.1:{port}//", "redis://127.0.0.1:{port}/0"])
 def test_a_refused_publish_is_broker_unavailable_then_fails_at_once_for_a_while(scheme, monkeypatch):
     jobs = Jobs(Connection(scheme.format(port=free_port()), connect_timeout=1))
@@ -39,7 +55,8 @@ def test_a_refused_publish_is_broker_unavailable_then_fails_at_once_for_a_while(
     assert time.monotonic() - started < PUBLISH_TIMEOUT_S + 0.5
     called = []
     monkeypatch.setattr(jobs, "_publish", lambda *args: called.append(args))
-    with pytest.raises(BrokerUnavailable, match=f"not tried again for {RETRY_AFTER_S:g} s"):
+    assert "could not publish to" in jobs.last_failure      # the pause says why
+    with pytest.raises(BrokerUnavailable, match=f"could not publish to .* \\(not tried again for {RETRY_AFTER_S:g} s"):
         jobs.publish(2, "bob@example.com", "+15551234567")
     assert called == []                                    # the breaker answered, not the broker
     assert RETRY_AFTER_S - 1 < jobs.down_until - time.monotonic() <= RETRY_AFTER_S

@@ -135,3 +135,13 @@ def test_sqlite_older_than_3_35_is_refused_with_the_reason(tmp_path, monkeypatch
             Database(url)
     else:
         assert Database(url).audit()["users"] == 0
+
+
+def test_contact_is_the_committed_users_address_and_none_for_others(database):
+    user_id = database.add_user(NewUser("ada@example.com", "+15551234567"))
+    assert database.contact(user_id) == ("ada@example.com", "+15551234567")
+    assert database.contact(user_id + 1) is None
+    with pytest.raises(RuntimeError):
+        database.add_user(NewUser("bob@example.com", "+15551234568"),
+                          before_commit=lambda new_id: (_ for _ in ()).throw(RuntimeError("rolled back")))
+    assert database.contact(user_id + 1) is None            # the rolled-back user has no address

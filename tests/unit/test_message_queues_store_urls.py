@@ -24,3 +24,14 @@ def test_an_unsupported_url_names_the_ones_that_work(url):
 def test_redacted_hides_only_the_password():
     assert redacted("postgres://ada:pw@db:5432/x?sslmode=require") == "postgres://ada:***@db:5432/x?sslmode=require"
     assert redacted("postgresql://ada@db/x") == "postgresql://ada@db/x"
+
+
+@pytest.mark.parametrize("url", ["postgresql://ada@db/x", "postgres://ada@db/x", "postgresql+psycopg://ada@db/x"])
+def test_both_postgresql_schemes_are_postgresql(url):
+    from demos.message_queues.store import dialect_of
+    expected = "postgresql" if url.split(":")[0] in ("postgresql", "postgres") else None
+    if expected:
+        assert dialect_of(url) == expected
+    else:
+        with pytest.raises(SystemExit, match="not supported"):
+            dialect_of(url)
