@@ -186,6 +186,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="jobs in hand at once (e-mail consumer)")
     parser.add_argument("--hold-before-ack", type=float, default=0.0, metavar="SECONDS",
                         help="fault injection: wait this long after the work, before the ack")
+    parser.add_argument("--hold-before-send", type=float, default=0.0, metavar="SECONDS",
+                        help="fault injection (e-mail consumer): wait this long after taking a job, before sending")
     args = parser.parse_args()
     settings = Settings.from_env()
     prefix = settings.queue_prefix
@@ -199,6 +201,8 @@ def main() -> None:
             if not well_formed(job, ("to", "key", "product")):
                 print(f"dropping malformed job {job!r}", flush=True)
                 return "ack"
+            if args.hold_before_send:
+                time.sleep(args.hold_before_send)
             try:
                 mailer.send(job["to"], job["key"], job["product"])
             except MailFailed as failed:
