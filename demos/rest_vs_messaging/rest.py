@@ -6,9 +6,11 @@ for it went out for a restock that never happened (the books count them).
 
 Every call has a timeout; each e-mail call is retried a bounded number of times (tenacity) behind a
 circuit breaker (pybreaker) that, after repeated failures, fails at once instead of waiting on a
-dead service. ``--concurrency N`` sends N e-mails at a time (the ``rest-concurrent`` wiring).
+dead service. ``--concurrency N`` sends N e-mails at a time (the ``rest-concurrent`` wiring), over one pool of N
+threads shared by all requests.
 Run: python -m demos.rest_vs_messaging.rest notifier --port 8002 [--concurrency 8]
 """
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pybreaker
@@ -20,7 +22,17 @@ from .app import Inventory, Unavailable, http, subscribers_of
 EMAIL_TIMEOUT_S = 2.0          # one e-mail call (the sink answers in 5 ms, or 200 ms when slow)
 ATTEMPTS = 3                   # per e-mail: the first call and two retries
 CHAIN_TIMEOUT_S = 120.0        # inventory's wait for the whole chain (1,000 subscribers take seconds)
-breaker = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=2, name="email")
+# pybreaker's call() holds the breaker's lock for the whole call, so one breaker shared by threads
+# sends one e-mail at a time however many threads ask: each thread has its own (waitress's request
+# threads and the sending pool's threads live as long as the process)
+_breakers = threading.local()
+_pools: dict = {}
+
+
+def breaker() -> pybreaker.CircuitBreaker:
+    if getattr(_breakers, "breaker", None) is None:
+        _breakers.breaker = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=2, name="email")
+    return _breakers.breaker
 
 
 class EmailFailed(RuntimeError):
@@ -40,7 +52,7 @@ def send_once(email_url: str, to: str, key: str, product: str) -> None:
 @retry(stop=stop_after_attempt(ATTEMPTS), wait=wait_exponential(multiplier=0.05, max=0.4),
        retry=retry_if_not_exception_type(pybreaker.CircuitBreakerError), reraise=True)
 def send_with_retries(email_url: str, to: str, key: str, product: str) -> None:
-    breaker.call(send_once, email_url, to, key, product)
+    breaker().call(send_once, email_url, to, key, product)
 
 
 def notify_all(subscribers_url: str, email_url: str, restock_id: str, product: str, concurrency: int = 1) -> int:
@@ -53,9 +65,9 @@ def notify_all(subscribers_url: str, email_url: str, restock_id: str, product: s
             for job in jobs:
                 send_with_retries(*job)
         else:
-            with ThreadPoolExecutor(concurrency) as pool:
-                for done in [pool.submit(send_with_retries, *job) for job in jobs]:
-                    done.result()
+            pool = _pools.setdefault(concurrency, ThreadPoolExecutor(concurrency, thread_name_prefix="send"))
+            for done in [pool.submit(send_with_retries, *job) for job in jobs]:
+                done.result()
     except (EmailFailed, pybreaker.CircuitBreakerError) as error:
         raise Unavailable(f"an e-mail could not be sent: {error or type(error).__name__}") from error
     return len(jobs)
