@@ -31,10 +31,10 @@ SIZES = {
         slow=dict(wirings=("rest", "events"), seconds=2, users=2, max_restocks=5, delay_ms=200, subscribers=3),
         **{"new-consumer": dict(seconds=4, rate=5)}),
     "default": dict(
-        subscribers=dict(wirings=WIRINGS, counts=(1, 10, 100), seconds=6, rate=2),
-        outage=dict(wirings=("rest", "pipeline", "events"), seconds=16, kill_after_s=3, down_s=10, rate=4,
+        subscribers=dict(wirings=WIRINGS, counts=(1, 10, 100), seconds=5, rate=2),
+        outage=dict(wirings=("rest", "pipeline", "events"), seconds=15, kill_after_s=3, down_s=10, rate=4,
                     subscribers=5),
-        slow=dict(wirings=WIRINGS, seconds=5, users=4, max_restocks=25, delay_ms=200, subscribers=5),
+        slow=dict(wirings=WIRINGS, seconds=4, users=4, max_restocks=25, delay_ms=200, subscribers=5),
         **{"new-consumer": dict(seconds=10, rate=10)}),
     "workshop": dict(
         subscribers=dict(wirings=WIRINGS, counts=(1, 10, 100, 1000), seconds=30, rate=1),
@@ -201,9 +201,10 @@ def outage_headline(run: Run) -> str:
 
 
 def slow_headline(run: Run) -> str:
-    summary = run.locust_result.summary if run.locust_result else {}
-    return (f"{run.params['wiring']}: {summary.get('throughput_per_s', 0)} stock updates/s, "
-            f"{headline_for(run, 'restock p1', 'update')}; books {audit_line(run)}")
+    from load.rest_vs_messaging.analysis import slow
+    rates = slow({"dir": run.dir})
+    return (f"{run.params['wiring']}: {rates['updates_per_s']:.1f} stock updates/s, {rates['emails_per_s']:.1f} "
+            f"e-mails/s, {headline_for(run, 'restock p1', 'update')}; books {audit_line(run)}")
 
 
 def new_consumer_headline(run: Run) -> str:

@@ -91,3 +91,22 @@ def test_every_wiring_sends_each_owed_email_once(stack):
         assert [restock(running, p) for p in ("p2", "p7", "p7")] == [201] * 3
         found = running.wait_until_settled(timeout_s=10)
         assert found["ok"] and found["effective"] == found["owed"] == 16 and found["repeats"] == 0, found
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("broker, options", [("rabbitmq", {}), ("redis", {"appendonly": True})])
+def test_nothing_lost_when_the_broker_is_sigkilled_under_restocks(broker, options, start_server, stack):
+    """Inventory keeps answering while the broker is dead (the outbox holds the events); after the
+    broker comes back, every owed e-mail goes out once."""
+    with start_server(broker, **options) as server:
+        events = stack("events", server.url)
+        events.seed({"p1": 4})
+        before = [restock(events) for _ in range(3)]
+        server.kill()
+        during = [restock(events) for _ in range(3)]
+        time.sleep(1.0)
+        server.start()
+        after = [restock(events) for _ in range(2)]
+        assert before == [201] * 3 and during == [201] * 3 and after == [201] * 2
+        found = events.wait_until_settled(timeout_s=60)
+        assert found["ok"] and found["effective"] == found["owed"] == 32 and found["missing"] == 0, found
