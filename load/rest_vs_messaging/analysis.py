@@ -131,10 +131,12 @@ def add_claims(claims: Claims, sweeps: dict, outages: dict, slows: dict, joins: 
     """The ledger's rows 5.1-5.4 from the measured dicts (each ``{wiring: [per repetition]}``)."""
     for wiring, reps in sweeps.items():
         top = max(reps[0]["latency_ms"])
-        claims.add(f"stock-update median latency, {top} subscribers, {wiring}", [r["latency_ms"][top] for r in reps],
+        claims.add(f"stock-update median latency, {top} subscribers, {wiring}",
+                   [r["latency_ms"].get(top, math.nan) for r in reps],
                    id="5.1", scenario="subscribers", size=size, unit="ms", digits=0)
         if wiring == "events":
-            claims.add(f"time until the last of {top} e-mails, events", [r["last_email_ms"][top] for r in reps],
+            claims.add(f"time until the last of {top} e-mails, events",
+                       [r["last_email_ms"].get(top, math.nan) for r in reps],
                        id="5.4", scenario="subscribers", size=size, unit="ms", digits=0,
                        note="visibility: the answer comes long before the work is done")
     for wiring, reps in outages.items():

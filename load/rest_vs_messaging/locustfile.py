@@ -1,4 +1,5 @@
-"""Restocks against chapter 5's inventory: each restock picks one of ``--products`` at random.
+"""Restocks against chapter 5's inventory: the restocks of a Locust process take ``--products`` in
+turn (so every product gets its share even in a short run).
 
 The request is named after the product (``restock p100``), so latency splits by subscriber count.
 Closed loop by default, ``--arrival-rate R`` for open-loop arrivals (see load/recorder.py);
@@ -6,7 +7,8 @@ Closed loop by default, ``--arrival-rate R`` for open-loop arrivals (see load/re
 than a run can send). By hand, with a stack running (python -m load.rest_vs_messaging.stack):
     locust -f load/rest_vs_messaging/locustfile.py --host http://127.0.0.1:PORT --products p1
 """
-import random
+import itertools
+import threading
 
 from locust import FastHttpUser, events, task
 from locust.exception import StopUser
@@ -21,6 +23,16 @@ def _options(parser):
                         help="each user stops after this many restocks (0: no limit)")
 
 
+_turns = {"cycle": None, "lock": threading.Lock()}
+
+
+def next_product(products: list[str]) -> str:
+    with _turns["lock"]:
+        if _turns["cycle"] is None:
+            _turns["cycle"] = itertools.cycle(products)
+        return next(_turns["cycle"])
+
+
 class Restock(Paced, FastHttpUser):
     def on_start(self):
         self.products = self.environment.parsed_options.products.split(",")
@@ -32,5 +44,5 @@ class Restock(Paced, FastHttpUser):
         if self.limit and self.done >= self.limit:
             raise StopUser()
         self.done += 1
-        product = random.choice(self.products)
+        product = next_product(self.products)
         self.client.post(f"/products/{product}/stock", json={"quantity": 1}, name=f"restock {product}")
