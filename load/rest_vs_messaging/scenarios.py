@@ -26,21 +26,21 @@ OUTAGE_FAILURES = "the e-mail service is down: the REST chain cannot send, so th
 
 SIZES = {
     "smoke": dict(
-        subscribers=dict(wirings=("rest", "events"), counts=(1, 10), seconds=2, rate=3),
-        outage=dict(wirings=("rest", "events"), seconds=6, kill_after_s=1.5, down_s=2.5, rate=4, subscribers=3),
-        slow=dict(wirings=("rest", "events"), seconds=2, users=2, max_restocks=5, delay_ms=200, subscribers=3),
-        **{"new-consumer": dict(seconds=4, rate=5)}),
+        subscribers=dict(wirings=("rest", "events"), counts=(1, 10), seconds=3, rate=4, users=10),
+        outage=dict(wirings=("pipeline", "events"), seconds=6, kill_after_s=1.5, down_s=2.5, rate=4, subscribers=3, users=10),
+        slow=dict(wirings=("rest-concurrent",), seconds=2, users=2, max_restocks=5, delay_ms=200, subscribers=3),
+        **{"new-consumer": dict(seconds=4, rate=5, users=10)}),
     "default": dict(
-        subscribers=dict(wirings=WIRINGS, counts=(1, 10, 100), seconds=5, rate=2),
+        subscribers=dict(wirings=WIRINGS, counts=(1, 10, 100), seconds=5, rate=2, users=40),
         outage=dict(wirings=("rest", "pipeline", "events"), seconds=15, kill_after_s=3, down_s=10, rate=4,
-                    subscribers=5),
+                    subscribers=5, users=40),
         slow=dict(wirings=WIRINGS, seconds=4, users=4, max_restocks=25, delay_ms=200, subscribers=5),
-        **{"new-consumer": dict(seconds=10, rate=10)}),
+        **{"new-consumer": dict(seconds=10, rate=10, users=40)}),
     "workshop": dict(
-        subscribers=dict(wirings=WIRINGS, counts=(1, 10, 100, 1000), seconds=30, rate=1),
-        outage=dict(wirings=WIRINGS, seconds=40, kill_after_s=10, down_s=10, rate=4, subscribers=5),
+        subscribers=dict(wirings=WIRINGS, counts=(1, 10, 100, 1000), seconds=30, rate=1, users=40),
+        outage=dict(wirings=WIRINGS, seconds=40, kill_after_s=10, down_s=10, rate=4, subscribers=5, users=40),
         slow=dict(wirings=WIRINGS, seconds=20, users=8, max_restocks=50, delay_ms=200, subscribers=5),
-        **{"new-consumer": dict(seconds=30, rate=20)}),
+        **{"new-consumer": dict(seconds=30, rate=20, users=40)}),
 }
 
 
@@ -77,7 +77,7 @@ def subscribers_plan(size: str) -> dict:
     latency against the subscriber count per wiring, and the time until the last e-mail."""
     p = SIZES[size]["subscribers"]
     return {wiring: dict(wiring=wiring, counts=list(p["counts"]), seconds=p["seconds"], arrival_rate=p["rate"],
-                         users=40, loop="open") for wiring in p["wirings"]}
+                         users=p["users"], loop="open") for wiring in p["wirings"]}
 
 
 def outage_plan(size: str) -> dict:
@@ -85,7 +85,7 @@ def outage_plan(size: str) -> dict:
     and latency over time per wiring, and the events wiring's backlog drain."""
     p = SIZES[size]["outage"]
     return {wiring: dict(wiring=wiring, seconds=p["seconds"], kill_after_s=p["kill_after_s"], down_s=p["down_s"],
-                         arrival_rate=p["rate"], users=40, subscribers=p["subscribers"], loop="open",
+                         arrival_rate=p["rate"], users=p["users"], subscribers=p["subscribers"], loop="open",
                          **({"expect": {"failures": OUTAGE_FAILURES}} if wiring != "events" else {}))
             for wiring in p["wirings"]}
 
@@ -103,7 +103,7 @@ def new_consumer_plan(size: str) -> dict:
     """Open loop, events wiring: an analytics consumer started halfway through the run receives
     every event published after it is ready; inventory keeps its process and answers throughout."""
     p = SIZES[size]["new-consumer"]
-    return {"events": dict(wiring="events", seconds=p["seconds"], arrival_rate=p["rate"], users=40, loop="open")}
+    return {"events": dict(wiring="events", seconds=p["seconds"], arrival_rate=p["rate"], users=p["users"], loop="open")}
 
 
 def perform_subscribers(run: Run) -> None:

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -51,38 +52,47 @@ class Stack:
                         queue_prefix=self.env["QUEUE_PREFIX"], subscribers_url="", notifier_url="", email_url="",
                         orchestrator_url="", smtp_port=self.ports["smtp"])
 
-    def _http(self, name: str, role: str, *extra: str):
+    def _http(self, name: str, role: str, *extra: str) -> tuple:
         url = f"http://127.0.0.1:{self.ports[role]}"
-        self.services[name] = self._start(name, [sys.executable, "-m", SERVICE, role, "--port", str(self.ports[role]), *extra],
-                                          env=self.env, ready=http_ready(f"{url}/health"))
-        return self.services[name]
+        return name, [sys.executable, "-m", SERVICE, role, "--port", str(self.ports[role]), *extra], http_ready(f"{url}/health")
+
+    def _consumer(self, kind: str, *extra: str) -> tuple:
+        self.consumers += 1
+        name = f"{kind}-consumer-{self.consumers}"
+        return (name, [sys.executable, "-m", "demos.rest_vs_messaging.events", kind, *extra],
+                log_ready(self.log_folder / f"{name}.log", "worker ready"))
+
+    def _launch(self, planned: list[tuple]) -> None:
+        """Start every planned service at once (none needs another to start) and wait for them all."""
+        with ThreadPoolExecutor(len(planned)) as pool:
+            futures = {name: pool.submit(self._start, name, argv, env=self.env, ready=ready) for name, argv, ready in planned}
+        for name, future in futures.items():
+            self.services[name] = future.result()
 
     def consumer(self, kind: str, *extra: str):
         """Start one events consumer (``notifier``, ``email``, ``analytics``); ready once its queue is bound."""
-        self.consumers += 1
-        name = f"{kind}-consumer-{self.consumers}"
-        log = self.log_folder / f"{name}.log"
-        self.services[name] = self._start(name, [sys.executable, "-m", "demos.rest_vs_messaging.events", kind, *extra],
-                                          env=self.env, ready=log_ready(log, "worker ready"))
+        name, argv, ready = self._consumer(kind, *extra)
+        self.services[name] = self._start(name, argv, env=self.env, ready=ready)
         return self.services[name]
 
     def start(self) -> "Stack":
-        self.services["sink"] = self._start(
-            "sink", [sys.executable, "-m", "demos.rest_vs_messaging.sink", "--port", str(self.ports["smtp"]),
-                     "--delay-ms", f"{self.sink_delay_ms:g}", "--refuse-share", f"{self.refuse_share:g}"],
-            env=self.env, ready=log_ready(self.log_folder / "sink.log", "sink ready"))
-        self._http("subscribers", "subscribers")
+        planned = [("sink", [sys.executable, "-m", "demos.rest_vs_messaging.sink", "--port", str(self.ports["smtp"]),
+                             "--delay-ms", f"{self.sink_delay_ms:g}", "--refuse-share", f"{self.refuse_share:g}"],
+                    log_ready(self.log_folder / "sink.log", "sink ready")),
+                   self._http("subscribers", "subscribers")]
         if self.wiring == "events":
-            self.consumer("email", "--concurrency", str(self.email_concurrency))
-            self.consumer("notifier")
+            # the consumers declare their queues and bindings before they say ready, so no event
+            # inventory publishes can find no queue: every restock comes after start() returns
+            planned += [self._consumer("email", "--concurrency", str(self.email_concurrency)), self._consumer("notifier")]
         else:
-            self._http("email", "email")
+            planned.append(self._http("email", "email"))
             if self.wiring == "pipeline":
-                self._http("orchestrator", "orchestrator")
+                planned.append(self._http("orchestrator", "orchestrator"))
             else:
                 concurrency = self.notifier_concurrency if self.wiring == "rest-concurrent" else 1
-                self._http("notifier", "notifier", "--concurrency", str(concurrency))
-        self._http("inventory", "inventory", "--wiring", self.wiring)
+                planned.append(self._http("notifier", "notifier", "--concurrency", str(concurrency)))
+        planned.append(self._http("inventory", "inventory", "--wiring", self.wiring))
+        self._launch(planned)
         return self
 
     def email_service(self):
@@ -103,7 +113,7 @@ class Stack:
     def audit(self) -> dict:
         return books.audit(self.records())
 
-    def wait_until_settled(self, timeout_s: float, quiet_s: float = 1.0) -> dict:
+    def wait_until_settled(self, timeout_s: float, quiet_s: float = 0.5) -> dict:
         """Wait (bounded) until nothing is missing and the sink has been quiet for ``quiet_s``; the audit."""
         deadline = time.monotonic() + timeout_s
         while True:

@@ -62,7 +62,7 @@ def test_nothing_lost_when_the_email_consumer_is_sigkilled(broker, request, stac
 def test_the_embedded_broker_loses_the_jobs_a_sigkilled_consumer_held(stack):
     events = stack("events")
     kill_email_consumer_holding_jobs(events)
-    found = events.wait_until_settled(timeout_s=8)
+    found = events.wait_until_settled(timeout_s=4)
     assert found["owed"] == 20
     assert found["missing"] > 0, f"expected the filesystem broker to lose the held jobs: {found}"
 
