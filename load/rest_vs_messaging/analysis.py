@@ -119,6 +119,11 @@ def new_consumer(run: dict) -> dict:
     return json.loads(Path(run["dir"], "analytics.json").read_text())
 
 
+def email_outages(runs: list[dict]) -> list[dict]:
+    """The ``outage`` runs that killed the e-mail service (workshop size also kills the notifier)."""
+    return [run for run in runs if run["params"].get("target", "email") == "email"]
+
+
 def by_wiring(runs: list[dict], measure) -> dict:
     """``{wiring: [measure(run) per repetition]}`` in the chapter's wiring order."""
     found: dict = {}

@@ -38,7 +38,8 @@ SIZES = {
         **{"new-consumer": dict(seconds=10, rate=10, users=40)}),
     "workshop": dict(
         subscribers=dict(wirings=WIRINGS, counts=(1, 10, 100, 1000), seconds=30, rate=1, users=40),
-        outage=dict(wirings=WIRINGS, seconds=40, kill_after_s=10, down_s=10, rate=4, subscribers=5, users=40),
+        outage=dict(wirings=WIRINGS, seconds=40, kill_after_s=10, down_s=10, rate=4, subscribers=5, users=40,
+                    notifier_down=("rest", "events")),
         slow=dict(wirings=WIRINGS, seconds=20, users=8, max_restocks=50, delay_ms=200, subscribers=5),
         **{"new-consumer": dict(seconds=30, rate=20, users=40)}),
 }
@@ -82,12 +83,15 @@ def subscribers_plan(size: str) -> dict:
 
 def outage_plan(size: str) -> dict:
     """Open loop: the e-mail service SIGKILLed for ``down_s`` under steady restocks: success rate
-    and latency over time per wiring, and the events wiring's backlog drain."""
+    and latency over time per wiring, and the events wiring's backlog drain (workshop size: the
+    notifier too)."""
     p = SIZES[size]["outage"]
-    return {wiring: dict(wiring=wiring, seconds=p["seconds"], kill_after_s=p["kill_after_s"], down_s=p["down_s"],
-                         arrival_rate=p["rate"], users=p["users"], subscribers=p["subscribers"], loop="open",
-                         **({"expect": {"failures": OUTAGE_FAILURES}} if wiring != "events" else {}))
-            for wiring in p["wirings"]}
+    runs = {(wiring, "email") for wiring in p["wirings"]} | {(wiring, "notifier") for wiring in p.get("notifier_down", ())}
+    return {wiring if target == "email" else f"{wiring}-notifier-down":
+            dict(wiring=wiring, target=target, seconds=p["seconds"], kill_after_s=p["kill_after_s"], down_s=p["down_s"],
+                 arrival_rate=p["rate"], users=p["users"], subscribers=p["subscribers"], loop="open",
+                 **({"expect": {"failures": OUTAGE_FAILURES.replace("e-mail service", target)}} if wiring != "events" else {}))
+            for wiring, target in sorted(runs, key=lambda run: (run[1] != "email", WIRINGS.index(run[0])))}
 
 
 def slow_plan(size: str) -> dict:
@@ -117,7 +121,8 @@ def perform_subscribers(run: Run) -> None:
 def perform_outage(run: Run) -> None:
     p = run.params
     stack = start_stack(run, p["wiring"], {"p1": p["subscribers"]})
-    with run.fault(stack.email_service(), kill_after_s=p["kill_after_s"], down_s=p["down_s"]):
+    target = stack.notifier_service() if p.get("target") == "notifier" else stack.email_service()
+    with run.fault(target, kill_after_s=p["kill_after_s"], down_s=p["down_s"]):
         run.locust(LOCUSTFILE, host=stack.url, users=p["users"], run_time_s=p["seconds"],
                    arrival_rate=p["arrival_rate"], extra_args=("--products", "p1"))
     settle_and_audit(run, stack, timeout_s=60 + 2 * p["seconds"])

@@ -99,6 +99,11 @@ class Stack:
         """The e-mail service of this wiring: the HTTP service, or the events wiring's e-mail consumer."""
         return self.services.get("email") or next(s for n, s in self.services.items() if n.startswith("email-consumer"))
 
+    def notifier_service(self):
+        """The notifier: the REST notifier, the orchestrator, or the events wiring's notifier consumer."""
+        return (self.services.get("notifier") or self.services.get("orchestrator")
+                or next(s for n, s in self.services.items() if n.startswith("notifier-consumer")))
+
     def seed(self, products: dict[str, int]) -> None:
         """Products and their subscribers: ``{"p10": 10}`` is product p10 with 10 subscribers."""
         subscribers = f"http://127.0.0.1:{self.ports['subscribers']}"
@@ -167,10 +172,12 @@ def main(argv=None) -> int:
         stack.seed({"p1": args.subscribers})
         for name, service in stack.services.items():
             print(f"{name}: pid {service.process.pid}, log {service.log_path}")
-        print(f"inventory: {stack.url} (product p1 has {args.subscribers} subscribers)\n"
+        ports = {role: port for role, port in stack.ports.items() if role in stack.services or role == "smtp"}
+        print(f"ports: {', '.join(f'{role} {port}' for role, port in ports.items())} "
+              f"(fault by hand: python -m load.faults kill-restart --port PORT --down 10)\n"
+              f"inventory: {stack.url} (product p1 has {args.subscribers} subscribers)\n"
               f"  curl -s -X POST {stack.url}/products/p1/stock -H 'Content-Type: application/json' -d '{{\"quantity\": 5}}'\n"
-              f"the books: python -c \"from demos.rest_vs_messaging import books, settings\" ... or Ctrl-C prints them",
-              flush=True)
+              f"Ctrl-C stops everything and prints the books", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

@@ -44,3 +44,9 @@ def test_claims_carry_the_ledger_ids():
     ids = [r["id"] for r in claims.rows]
     assert {"5.1", "5.2", "5.3", "5.4"} <= set(ids)
     assert [r["measured"] for r in claims.rows if r["id"] == "5.1"] == ["1000", "4"]
+
+
+def test_only_email_outages_are_compared():
+    runs = [{"params": {"wiring": "rest"}}, {"params": {"wiring": "rest", "target": "email"}},
+            {"params": {"wiring": "rest", "target": "notifier"}}]
+    assert analysis.email_outages(runs) == runs[:2]
