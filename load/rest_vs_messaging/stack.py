@@ -29,7 +29,8 @@ SERVICE = "demos.rest_vs_messaging.service"
 class Stack:
     def __init__(self, wiring: str, folder: Path, start: Callable, *, broker_url: str = "",
                  sink_delay_ms: float = 5, refuse_share: float = 0.0, email_concurrency: int = 8,
-                 notifier_concurrency: int = 8, queue_prefix: str = "", log_folder: Path | None = None):
+                 notifier_concurrency: int = 8, queue_prefix: str = "", log_folder: Path | None = None,
+                 database_url: str = ""):
         if wiring not in WIRINGS:
             raise ValueError(f"wiring is one of {', '.join(WIRINGS)}, not {wiring!r}")
         self.wiring, self.folder, self._start = wiring, Path(folder), start
@@ -38,7 +39,7 @@ class Stack:
         self.email_concurrency, self.notifier_concurrency = email_concurrency, notifier_concurrency
         self.ports = {name: free_port() for name in ("inventory", "subscribers", "notifier", "email", "orchestrator", "smtp")}
         self.url = f"http://127.0.0.1:{self.ports['inventory']}"
-        self.env = {"DATA_DIR": str(self.folder / "data"), "BROKER_URL": broker_url, "DATABASE_URL": "",
+        self.env = {"DATA_DIR": str(self.folder / "data"), "BROKER_URL": broker_url, "DATABASE_URL": database_url,
                     "QUEUE_PREFIX": queue_prefix or f"restock-{uuid.uuid4().hex[:10]}",
                     "SMTP_PORT": str(self.ports["smtp"]),
                     **{f"{name.upper()}_URL": f"http://127.0.0.1:{self.ports[name]}"
@@ -48,7 +49,7 @@ class Stack:
 
     @property
     def settings(self) -> Settings:
-        return Settings(data_dir=self.env["DATA_DIR"], database_url="", broker_url=self.env["BROKER_URL"],
+        return Settings(data_dir=self.env["DATA_DIR"], database_url=self.env["DATABASE_URL"], broker_url=self.env["BROKER_URL"],
                         queue_prefix=self.env["QUEUE_PREFIX"], subscribers_url="", notifier_url="", email_url="",
                         orchestrator_url="", smtp_port=self.ports["smtp"])
 

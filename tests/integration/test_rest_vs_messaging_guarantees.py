@@ -110,3 +110,13 @@ def test_nothing_lost_when_the_broker_is_sigkilled_under_restocks(broker, option
         assert before == [201] * 3 and during == [201] * 3 and after == [201] * 2
         found = events.wait_until_settled(timeout_s=60)
         assert found["ok"] and found["effective"] == found["owed"] == 32 and found["missing"] == 0, found
+
+
+@pytest.mark.timeout(90)
+def test_one_postgresql_database_holds_every_service_s_tables(stack, postgres_database_url):
+    for wiring in ("rest", "events"):
+        running = stack(wiring, database_url=postgres_database_url, queue_prefix=f"pg-{wiring}")
+        running.seed({f"{wiring}-p3": 3})
+        assert [restock(running, f"{wiring}-p3") for _ in range(2)] == [201] * 2
+    found = running.wait_until_settled(timeout_s=20)   # one database: the books of both stacks together
+    assert found["ok"] and found["owed"] == found["effective"] == 12, found
