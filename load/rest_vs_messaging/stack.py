@@ -178,6 +178,9 @@ def main(argv=None) -> int:
               f"(fault by hand: python -m load.faults kill-restart --port PORT --down 10)\n"
               f"inventory: {stack.url} (product p1 has {args.subscribers} subscribers)\n"
               f"  curl -s -X POST {stack.url}/products/p1/stock -H 'Content-Type: application/json' -d '{{\"quantity\": 5}}'\n"
+              f"another consumer (or one you killed, again): "
+              f"{' '.join(f'{k}={v}' for k, v in stack.env.items() if v)} "
+              f"python -m demos.rest_vs_messaging.events email\n"
               f"Ctrl-C stops everything and prints the books", flush=True)
         while True:
             time.sleep(3600)
