@@ -37,7 +37,7 @@ SIZES = {
         slow=dict(wirings=WIRINGS, seconds=4, users=4, max_restocks=25, delay_ms=200, subscribers=5),
         **{"new-consumer": dict(seconds=10, rate=10, users=40)}),
     "workshop": dict(
-        subscribers=dict(wirings=WIRINGS, counts=(1, 10, 100, 1000), seconds=30, rate=1, users=40),
+        subscribers=dict(wirings=WIRINGS, counts=(1, 10, 100, 1000), seconds=30, rate=1, users=100),
         outage=dict(wirings=WIRINGS, seconds=40, kill_after_s=10, down_s=10, rate=4, subscribers=5, users=40,
                     notifier_down=("rest", "events")),
         slow=dict(wirings=WIRINGS, seconds=20, users=8, max_restocks=50, delay_ms=200, subscribers=5),
