@@ -230,6 +230,13 @@ class Server:
     def _rabbitmq_env(self, node: str) -> dict:
         self.erlang_ports = self.erlang_ports or (free_port(), free_port())   # epmd's and the node's, kept
         epmd_port, dist_port = self.erlang_ports
+        if self.started and not _bindable(dist_port):
+            # A killed node's distribution connections linger in TIME_WAIT on its port (RabbitMQ's
+            # start-up check binds without SO_REUSEADDR and refuses it: "dist_port_already_used"),
+            # or another program took the port meanwhile: the node takes a new one (its clients use
+            # the AMQP port, which stays).
+            dist_port = free_port()
+            self.erlang_ports = (epmd_port, dist_port)
         loopback_dist = "-kernel inet_dist_use_interface {127,0,0,1}"
         folder = self.folder
         return {
@@ -294,6 +301,16 @@ def _redis_ping(port: int) -> bool:
     with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
         sock.sendall(b"PING\r\n")
         return sock.recv(64).startswith(b"+PONG")
+
+
+def _bindable(port: int) -> bool:
+    """A listener could bind ``port`` on loopback without SO_REUSEADDR (nothing in TIME_WAIT either)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 def _accepts(port: int) -> bool:

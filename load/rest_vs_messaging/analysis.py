@@ -1,0 +1,168 @@
+"""Chapter 5's analysis: plain functions from runs (load.results.load_runs) to numbers.
+
+Every function takes a run dict (meta.json plus "dir") or rows made by hand in the unit tests.
+"""
+import csv
+import json
+import math
+from pathlib import Path
+
+from load.results import Claims, percentile, read_raw
+
+WIRINGS = ("rest", "rest-concurrent", "pipeline", "events")
+
+
+def count_of(name: str) -> int:
+    """Subscribers of a product from its request name: "restock p100" -> 100."""
+    return int(name.rsplit("p", 1)[1])
+
+
+def read_timeline(folder) -> list[dict]:
+    path = Path(folder, "timeline.csv")
+    if not path.exists():
+        return []
+    with open(path, newline="") as rows:
+        return [{key: (value if key in ("restock", "product") else (float(value) if value else None))
+                 for key, value in row.items()} for row in csv.DictReader(rows)]
+
+
+def read_emails(folder) -> list[tuple[str, bool, float]]:
+    path = Path(folder, "emails.csv")
+    if not path.exists():
+        return []
+    with open(path, newline="") as rows:
+        return [(row["key"], row["accepted"] == "1", float(row["received_at"])) for row in csv.DictReader(rows)]
+
+
+def latency_by_count(rows: list[dict]) -> dict[int, float]:
+    """Median latency (ms) of successful restocks per subscriber count, from raw request rows."""
+    found: dict[int, list] = {}
+    for row in rows:
+        if row["ok"] and row["name"].startswith("restock p"):
+            found.setdefault(count_of(row["name"]), []).append(row["response_time_ms"])
+    return {count: percentile(values, 0.5) for count, values in sorted(found.items())}
+
+
+def last_email_by_count(timeline: list[dict]) -> dict[int, float]:
+    """Median time (ms) from a restock's request to its last subscriber's e-mail, per subscriber count."""
+    found: dict[int, list] = {}
+    for row in timeline:
+        if row["last_email_at"] is not None:
+            found.setdefault(count_of(row["product"]), []).append(1000 * (row["last_email_at"] - row["requested_at"]))
+    return {count: percentile(values, 0.5) for count, values in sorted(found.items())}
+
+
+def sweep(run: dict) -> dict:
+    """One ``subscribers`` run: {"latency_ms": {count: ms}, "last_email_ms": {count: ms}}."""
+    return {"latency_ms": latency_by_count(read_raw(Path(run["dir"], "raw"))),
+            "last_email_ms": last_email_by_count(read_timeline(run["dir"]))}
+
+
+def fault_window(run: dict) -> tuple[float, float]:
+    """(killed_at, ready_at) of the run's fault, wall-clock seconds."""
+    fault = run["notes"]["faults"][0]
+    return fault["killed_at"], fault.get("ready_at") or fault.get("restarted_at")
+
+
+def per_second(rows: list[dict], origin: float, bin_s: float = 1.0) -> list[dict]:
+    """Per bin of request start time since ``origin``: requests, success share, median latency (ms)."""
+    bins: dict[int, list] = {}
+    for row in rows:
+        bins.setdefault(math.floor((row["start_time"] - origin) / bin_s), []).append(row)
+    series = []
+    for index in sorted(bins):
+        requests = bins[index]
+        ok = [row["response_time_ms"] for row in requests if row["ok"]]
+        series.append({"t": index * bin_s, "requests": len(requests), "success": len(ok) / len(requests),
+                       "median_ms": percentile(ok, 0.5)})
+    return series
+
+
+def during(rows: list[dict], start: float, end: float) -> dict:
+    """Success share and median latency of the requests started within [start, end)."""
+    inside = [row for row in rows if start <= row["start_time"] < end]
+    ok = [row["response_time_ms"] for row in inside if row["ok"]]
+    return {"requests": len(inside), "success": len(ok) / len(inside) if inside else math.nan,
+            "median_ms": percentile(ok, 0.5)}
+
+
+def drain_s(emails: list[tuple[str, bool, float]], ready_at: float) -> float:
+    """Seconds from the e-mail service being back to the last accepted e-mail (0 if none after)."""
+    last = max((at for _, accepted, at in emails if accepted), default=ready_at)
+    return max(0.0, last - ready_at)
+
+
+def outage(run: dict) -> dict:
+    rows = read_raw(Path(run["dir"], "raw"))
+    killed, ready = fault_window(run)
+    return {"series": per_second(rows, killed), "window": (0.0, ready - killed),
+            "during": during(rows, killed, ready), "drain_s": drain_s(read_emails(run["dir"]), ready),
+            "books": json.loads(Path(run["dir"], "audit.json").read_text())}
+
+
+def rate(times: list[float]) -> float:
+    """Events per second over the span of ``times`` (n - 1 intervals); 0 for fewer than two."""
+    times = sorted(times)
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+
+
+def slow(run: dict) -> dict:
+    """Stock updates per second (successful answers over their span) and e-mails per second at the sink."""
+    rows = [row for row in read_raw(Path(run["dir"], "raw")) if row["ok"]]
+    answered = [row["start_time"] + row["response_time_ms"] / 1000 for row in rows]
+    return {"updates_per_s": rate(answered),
+            "emails_per_s": rate([at for _, accepted, at in read_emails(run["dir"]) if accepted]),
+            "median_ms": percentile([row["response_time_ms"] for row in rows], 0.5)}
+
+
+def new_consumer(run: dict) -> dict:
+    return json.loads(Path(run["dir"], "analytics.json").read_text())
+
+
+def email_outages(runs: list[dict]) -> list[dict]:
+    """The ``outage`` runs that killed the e-mail service (workshop size also kills the notifier)."""
+    return [run for run in runs if run["params"].get("target", "email") == "email"]
+
+
+def by_wiring(runs: list[dict], measure) -> dict:
+    """``{wiring: [measure(run) per repetition]}`` in the chapter's wiring order."""
+    found: dict = {}
+    for run in sorted(runs, key=lambda run: run.get("repetition", 1)):
+        found.setdefault(run["params"]["wiring"], []).append(measure(run))
+    return {wiring: found[wiring] for wiring in WIRINGS if wiring in found}
+
+
+def add_claims(claims: Claims, sweeps: dict, outages: dict, slows: dict, joins: list, size: str) -> Claims:
+    """The ledger's rows 5.1-5.4 from the measured dicts (each ``{wiring: [per repetition]}``)."""
+    for wiring, reps in sweeps.items():
+        top = max(reps[0]["latency_ms"])
+        claims.add(f"stock-update median latency, {top} subscribers, {wiring}",
+                   [r["latency_ms"].get(top, math.nan) for r in reps],
+                   id="5.1", scenario="subscribers", size=size, unit="ms", digits=0)
+        if wiring == "events":
+            claims.add(f"time until the last of {top} e-mails, events",
+                       [r["last_email_ms"].get(top, math.nan) for r in reps],
+                       id="5.4", scenario="subscribers", size=size, unit="ms", digits=0,
+                       note="visibility: the answer comes long before the work is done")
+    for wiring, reps in outages.items():
+        claims.add(f"stock updates answered 2xx while the e-mail service was down, {wiring}",
+                   [100 * r["during"]["success"] for r in reps], id="5.2", scenario="outage", size=size, unit="%",
+                   digits=0)
+        claims.add(f"owed e-mails missing after the outage, {wiring}", [r["books"]["missing"] for r in reps],
+                   id="5.2", scenario="outage", size=size, article=0, unit="e-mails", digits=0, match="exact")
+        if wiring == "events":
+            claims.add("backlog drained after the e-mail service came back, events", [r["drain_s"] for r in reps],
+                       id="5.2", scenario="outage", size=size, unit="s", digits=1)
+        else:
+            claims.add(f"e-mails sent for restocks refused during the outage, {wiring}",
+                       [r["books"]["orphans"] for r in reps], id="5.4", scenario="outage", size=size,
+                       unit="e-mails", digits=0, note="the REST chain's partial fan-out")
+    for wiring, reps in slows.items():
+        claims.add(f"stock updates per second with a 200 ms e-mail provider, {wiring}",
+                   [r["updates_per_s"] for r in reps], scenario="slow", size=size, unit="/s", digits=1)
+    if joins:
+        claims.add("events published after the new consumer was ready that it missed", [j["missed"] for j in joins],
+                   id="5.3", scenario="new-consumer", size=size, article=0, unit="events", digits=0, match="exact")
+        claims.add("events the new consumer received", [j["received"] for j in joins], id="5.3",
+                   scenario="new-consumer", size=size, unit="events", digits=0)
+    return claims
