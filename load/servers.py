@@ -59,6 +59,7 @@ ALTERNATIVES = {"redis": "BROKER_URL"}      # Redis can be the broker too: print
 PROGRAMS = {"redis": ("redis-server",), "rabbitmq": ("rabbitmq-server", "epmd"), "postgres": ("postgres",)}
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
+DIST_PORT_TRIES = 3   # RabbitMQ: starts tried when its free distribution port was taken meanwhile
 # Debian keeps the real RabbitMQ scripts here; /usr/sbin/rabbitmq-server would `su rabbitmq` as root.
 SEARCH_DIRS = ("/usr/lib/rabbitmq/bin", "/usr/sbin", "/usr/local/sbin")
 # Debian keeps PostgreSQL's server programs out of PATH, in one folder per major version.
@@ -216,21 +217,33 @@ class Server:
                               env=env, helper=True, stop=lambda: subprocess.run(
                                   [epmd_program, "-port", epmd_port, "-kill"], env=env, capture_output=True, timeout=10))
             self.wait_until(lambda: _accepts(int(epmd_port)), epmd, [self.folder / "epmd.log"], "epmd")
-        (self.folder / "rabbitmq.pid").unlink(missing_ok=True)        # a killed node's
         stdout = self.folder / "stdout.log"
-        wrapper = self.spawn([server_script], stdout, env=env,           # a shell script running the Erlang VM
-                             stop=lambda: subprocess.run(                 # if it fails: SIGTERM
-                                 [ctl, "-n", node, "stop"], env=env, capture_output=True, timeout=STOP_TIMEOUT_S,
-                                 check=True, start_new_session=True))
-        self.wait_until(lambda: _amqp_ready(self.url), wrapper, [stdout, self.folder / "log" / f"{node}.log"],
-                        "RabbitMQ")
+        for attempt in range(1, DIST_PORT_TRIES + 1):
+            (self.folder / "rabbitmq.pid").unlink(missing_ok=True)    # a killed node's
+            env = self._rabbitmq_env(node)
+            wrapper = self.spawn([server_script], stdout, env=env,       # a shell script running the Erlang VM
+                                 stop=lambda env=env: subprocess.run(     # if it fails: SIGTERM
+                                     [ctl, "-n", node, "stop"], env=env, capture_output=True, timeout=STOP_TIMEOUT_S,
+                                     check=True, start_new_session=True))
+            try:
+                self.wait_until(lambda: _amqp_ready(self.url), wrapper, [stdout, self.folder / "log" / f"{node}.log"],
+                                "RabbitMQ")
+                break
+            except ServerFailed as failure:
+                # The free distribution port was taken between our choice and the node's bind (an
+                # outgoing connection's ephemeral port on a busy machine): choose another, try again.
+                if "dist_port_already_used" not in str(failure) or attempt == DIST_PORT_TRIES:
+                    raise
+                kill_tree(wrapper)
+                self.processes.pop()
+                self.erlang_ports = (self.erlang_ports[0], free_port())
         beam = int((self.folder / "rabbitmq.pid").read_text().strip())
         self.pid, self.pids = beam, [wrapper.pid, beam, self.helpers[0][0].pid]
 
     def _rabbitmq_env(self, node: str) -> dict:
         self.erlang_ports = self.erlang_ports or (free_port(), free_port())   # epmd's and the node's, kept
         epmd_port, dist_port = self.erlang_ports
-        if self.started and not _bindable(dist_port):
+        if not _bindable(dist_port):
             # A killed node's distribution connections linger in TIME_WAIT on its port (RabbitMQ's
             # start-up check binds without SO_REUSEADDR and refuses it: "dist_port_already_used"),
             # or another program took the port meanwhile: the node takes a new one (its clients use

@@ -100,7 +100,7 @@ def drive(run: Run, server: Server, transport: str, *, receivers: int, conversat
                "--stop-timeout", f"{stop_timeout_s:g}", *extra_args)
     with contextlib.ExitStack() as sampling:
         for name, url in {"samples": f"{server.url}/stats", **(samples or {})}.items():
-            sampling.enter_context(run.sampling(url, name=name))
+            sampling.enter_context(run.sampling(url, every_s=0.5, name=name))   # 2+ in a short steady window, busy or not
         result = run.locust(LOCUSTFILE, host=host or server.url, users=receivers + 1, spawn_rate=spawn_rate,
                             run_time_s=seconds + receivers / spawn_rate, processes=processes,
                             extra_args=(*options, "Publisher", *RECEIVERS.get(transport, ())))
