@@ -1,0 +1,63 @@
+"""Chapter 2's processes, started the one way (``load.harness.Service``): the push API and N gateway
+processes sharing one data folder (the SQLite store, the embedded routing table and, without
+``BROKER_URL``, the filesystem broker). Scenarios pass ``run.service``; tests pass ``service_starter``.
+"""
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from load.harness import Service, http_ready
+from load.servers import free_port
+
+
+def service_starter(folder: Path, started: list) -> Callable:
+    """``start(name, argv, ready=..., env=...)`` for tests: a Service with its log in ``folder``, kept in ``started``."""
+    def start(name, argv, *, ready, env=None, timeout_s=30.0):
+        service = Service(name, argv, log_path=folder / f"{name}.log", ready=ready, env=env, timeout_s=timeout_s)
+        started.append(service)
+        return service.start()
+    return start
+
+
+@dataclass
+class System:
+    folder: Path
+    start: Callable
+    broker_url: str = ""
+    redis_url: str = ""
+    env_extra: dict = field(default_factory=dict)
+    api_url: str = ""
+    gateways: dict = field(default_factory=dict)      # name -> (ws url, Service)
+
+    def __post_init__(self):
+        self.namespace = f"push-{uuid.uuid4().hex[:10]}"   # its own queues and Redis keys on a shared server
+        self.gateway_ports = {}
+
+    @property
+    def env(self) -> dict:
+        return {"DATA_DIR": str(self.folder / "data"), "BROKER_URL": self.broker_url, "REDIS_URL": self.redis_url,
+                "DATABASE_URL": "", "PUSH_NAMESPACE": self.namespace,
+                "GATEWAYS": ",".join(url for url, _ in self.gateways.values()), **self.env_extra}
+
+    def start_gateway(self, name: str, *args: str, port: int = 0) -> str:
+        port = port or self.gateway_ports.get(name) or free_port()
+        self.gateway_ports[name] = port
+        service = self.start(name, [sys.executable, "-m", "demos.push_at_scale.gateway", "--port", str(port),
+                                    "--gateway-id", name, *args],
+                             ready=http_ready(f"http://127.0.0.1:{port}/health"),
+                             env=self.env)
+        self.gateways[name] = (f"ws://127.0.0.1:{port}", service)
+        return self.gateways[name][0]
+
+    def start_api(self, threads: int = 8) -> str:
+        port = free_port()
+        self.api_url = f"http://127.0.0.1:{port}"
+        self.api = self.start("api", [sys.executable, "-m", "demos.push_at_scale.api", "--port", str(port),
+                                      "--threads", str(threads)], ready=http_ready(f"{self.api_url}/health"),
+                              env=self.env)
+        return self.api_url
+
+    def urls(self) -> list[str]:
+        return [url for url, _ in self.gateways.values()]
