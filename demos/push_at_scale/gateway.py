@@ -120,11 +120,12 @@ def numbers(value, allowed: set) -> dict:
 
 class Device:
     """One device's connection, as the gateway sees it."""
-    __slots__ = ("ws", "device", "topics", "sent", "heartbeat_s", "last_seen", "held", "frames", "window")
+    __slots__ = ("ws", "device", "topics", "sent", "pulled", "heartbeat_s", "last_seen", "held", "frames", "window")
 
     def __init__(self, ws, claims: tokens.Claims, heartbeat_s: float):
         self.ws, self.device, self.topics = ws, claims.device, claims.topics
-        self.sent = {}                  # stream as the device names it -> last number sent on this connection
+        self.sent = {}                  # stream as the device names it -> last number sent (or notified) on this connection
+        self.pulled = {}                # stream -> last message body sent on this connection: a pull starts after it
         self.heartbeat_s, self.last_seen = heartbeat_s, time.monotonic()
         self.held: list = []            # non-urgent frames waiting for the next heartbeat
         self.frames, self.window = 0, int(time.monotonic())
@@ -230,7 +231,7 @@ class Gateway:
                 self.send(device.ws, frame_text(message, name))
                 self.stats["deliveries.replay"] += 1
                 last = message.seq
-            device.sent[name] = last
+            device.sent[name] = device.pulled[name] = last
             if topic is not None:
                 topic.live.add(device.ws)
         self.devices[device.device] = device
@@ -281,8 +282,10 @@ class Gateway:
             if name not in device.sent:
                 raise BadFrame("pull one of your streams")
             stream = f"d:{device.device}" if name == "d" else name
-            for message in self.store.after(stream, after, 100).messages:
+            # several notifications may each have asked: what this connection sent already is not sent again
+            for message in self.store.after(stream, max(after, device.pulled[name]), 100).messages:
                 self.send(device.ws, frame_text(message, name))
+                device.pulled[name] = message.seq
                 self.stats["deliveries.pulled"] += 1
         else:
             raise BadFrame('frames are {"type": "ack" | "hb" | "pull", ...}')
@@ -326,8 +329,11 @@ class Gateway:
                     ws.transport.write(data)
         else:
             broadcast(topic.live, text)
+        notified = message.flags & NOTIFY
         for ws in topic.live:
             ws.device.sent[topic.stream] = message.seq
+            if not notified:
+                ws.device.pulled[topic.stream] = message.seq
         self.stats["deliveries.topic"] += len(topic.live)
         self.stats["topic.messages"] += 1
 
@@ -364,6 +370,7 @@ class Gateway:
                 text = notify_text("d", message.seq)
             else:
                 text = frame_text(message, "d")
+                device.pulled["d"] = message.seq
             if message.flags & URGENT:
                 self.send(device.ws, text)
                 self.stats["deliveries.device"] += 1
@@ -458,8 +465,10 @@ class Gateway:
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(signum, stop.set)
+        # max_queue=None: reading never pauses, so the close frame of a device that flooded us (queued
+        # behind its flood) is read and the closing handshake completes; the flood check bounds the rest
         async with serve(self.handle, host, port, process_request=self.process_request, ping_interval=None,
-                         compression=None, max_size=MAX_FRAME_BYTES, max_queue=4, backlog=4096) as server:
+                         compression=None, max_size=MAX_FRAME_BYTES, max_queue=None, backlog=4096) as server:
             ready(server.sockets[0].getsockname()[1])
             await stop.wait()
         self.stopping.set()

@@ -2,13 +2,16 @@
 processes sharing one data folder (the SQLite store, the embedded routing table and, without
 ``BROKER_URL``, the filesystem broker). Scenarios pass ``run.service``; tests pass ``service_starter``.
 """
+import json
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from load.harness import Service, http_ready
+from load.harness import Service, get_json, http_ready
 from load.servers import free_port
 
 
@@ -61,3 +64,33 @@ class System:
 
     def urls(self) -> list[str]:
         return [url for url, _ in self.gateways.values()]
+
+    # ---- talking to the API (tests, scenarios, the receiver)
+
+    def post(self, path: str, body) -> tuple[int, dict]:
+        return post_json(self.api_url + path, body)
+
+    def register(self, device: str, topics=()) -> str:
+        status, answer = self.post("/devices", {"device": device, "topics": list(topics)})
+        assert status == 201, answer
+        return answer["token"]
+
+    def push(self, **push) -> dict:
+        status, answer = self.post("/push", push)
+        if status != 202:
+            raise RuntimeError(f"push {push} answered {status}: {answer}")
+        return answer
+
+    def gateway_stats(self, name: str) -> dict:
+        return get_json(self.gateways[name][0].replace("ws://", "http://") + "/stats")
+
+
+def post_json(url: str, body, timeout_s: float = 10) -> tuple[int, dict]:
+    """POST ``body`` (JSON, or bytes as they are); the status and the JSON answer, 4xx included."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
