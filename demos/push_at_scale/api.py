@@ -2,7 +2,8 @@
 
 - ``POST /devices`` ``{"device": "d1", "topics": ["news"]}``: registers a device (an app backend
   would do this after its own login) and answers ``201`` with its signed token and the gateway
-  addresses to try, in order (``GATEWAYS``, comma-separated ``ws://`` URLs).
+  addresses to try, in order (``GATEWAYS``, comma-separated ``ws://`` URLs). ``"devices": [...]``
+  (up to 1,000) registers many with the same topics and answers their ``tokens``.
 - ``POST /push`` with exactly one of ``"device": "d1"``, ``"devices": ["d1", "d2"]`` or
   ``"topic": "news"``, a ``"body"`` (text, at most 4 KiB) and optionally ``"urgent": false``
   (held until the device's next heartbeat) and ``"notify": true`` (notify-then-pull): answers
@@ -129,7 +130,13 @@ def create_app(services: Services) -> Flask:
     def register():
         try:
             body = json_body.object_of(request.get_data(cache=False), '{"device": "d1", "topics": ["news"]}')
-            device = json_body.text(body, "device", DEVICE, "a device id (letters, digits, _.:-, 1-64)")
+            if "devices" in body:   # many at once (the loads register thousands)
+                devices = body["devices"]
+                if (not isinstance(devices, list) or not 0 < len(devices) <= MAX_LIST
+                        or not all(isinstance(d, str) and DEVICE.fullmatch(d) for d in devices)):
+                    raise json_body.BadJson(f"devices must be a list of 1 to {MAX_LIST} device ids")
+            else:
+                devices = [json_body.text(body, "device", DEVICE, "a device id (letters, digits, _.:-, 1-64)")]
             topics = body.get("topics", [])
             if (not isinstance(topics, list) or len(topics) > TOPICS_PER_DEVICE
                     or not all(isinstance(t, str) and TOPIC.fullmatch(t) for t in topics)):
@@ -137,9 +144,11 @@ def create_app(services: Services) -> Flask:
         except json_body.BadJson as problem:
             services.count("status.400")
             return bad(str(problem))
-        services.store.register(device, topics)
-        return jsonify(device=device, token=tokens.issue(device, topics, services.token_ttl_s),
-                       gateways=services.gateway_urls), 201
+        services.store.register(devices, topics)
+        issued = [tokens.issue(device, topics, services.token_ttl_s) for device in devices]
+        if "devices" in body:
+            return jsonify(devices=devices, tokens=issued, gateways=services.gateway_urls), 201
+        return jsonify(device=devices[0], token=issued[0], gateways=services.gateway_urls), 201
 
     @app.post("/push")
     def push():

@@ -162,6 +162,10 @@ class Gateway:
             response = connection.respond(HTTPStatus.OK, json.dumps(self.snapshot()) + "\n")
             response.headers["Content-Type"] = "application/json"
             return response
+        if parts.path == "/bench":
+            response = connection.respond(HTTPStatus.OK, json.dumps(self.bench(parse_qs(parts.query))) + "\n")
+            response.headers["Content-Type"] = "application/json"
+            return response
         if parts.path != "/ws":
             return connection.respond(HTTPStatus.NOT_FOUND, "connect to /ws?token=...\n")
         token = parse_qs(parts.query).get("token", [""])[0]
@@ -174,6 +178,28 @@ class Gateway:
             self.stats["refused.full"] += 1
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "gateway full: try your next address\n")
         return None
+
+    def bench(self, query: dict) -> dict:
+        """The bare ``broadcast()`` ceiling with the devices connected now: ``frames`` frames of
+        ``bytes`` bytes to every live connection, back to back, with no store, bus, sequence number or
+        ack (the devices ignore them). Loopback only: it holds the event loop while it runs."""
+        frames = min(int(query.get("frames", ["100"])[0]), 10_000)
+        text = json.dumps({"type": "bench", "body": "x" * min(int(query.get("bytes", ["100"])[0]), 4096)})
+        live = [device.ws for device in self.devices.values()]
+        cpu, wall = os.times(), time.perf_counter()
+        if self.send_path == "transport":
+            data = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
+            for _ in range(frames):
+                for ws in live:
+                    if ws.protocol.state is State.OPEN:
+                        ws.transport.write(data)
+        else:
+            for _ in range(frames):
+                broadcast(live, text)
+        wall, after = time.perf_counter() - wall, os.times()
+        cpu_s = (after.user + after.system) - (cpu.user + cpu.system)
+        return {"connections": len(live), "frames": frames, "deliveries": frames * len(live), "wall_s": round(wall, 4),
+                "cpu_s": round(cpu_s, 4), "send_path": self.send_path}
 
     # ---- one device
 

@@ -107,11 +107,11 @@ class Store:
 
     # ---- devices and topics (the API's registry)
 
-    def register(self, device: str, topics: Iterable[str]) -> None:
+    def register(self, devices: list[str], topics: Iterable[str]) -> None:
         topics = sorted(set(topics))
         with self.transaction() as db:
-            db.execute("INSERT INTO devices VALUES (?, ?) ON CONFLICT(device) DO UPDATE SET topics = excluded.topics",
-                       (device, ",".join(topics)))
+            db.executemany("INSERT INTO devices VALUES (?, ?) ON CONFLICT(device) DO UPDATE SET topics = excluded.topics",
+                           [(device, ",".join(topics)) for device in devices])
             db.executemany("INSERT OR IGNORE INTO topics VALUES (?)", [(topic,) for topic in topics])
 
     def unknown_devices(self, devices: list[str]) -> list[str]:
