@@ -64,7 +64,7 @@ HEARTBEAT_RANGE_S = (0.2, 600.0)     # what a device may ask for (the talk: 3 to
 DEFAULT_HEARTBEAT_S = 30.0
 SAFETY_NET_S = 1.0
 ACK_FLUSH_S = 0.2
-SWEEP_S = 0.1
+SWEEP_S = 0.5
 LOG = logging.getLogger("push_at_scale.gateway")
 
 
@@ -151,6 +151,7 @@ class Gateway:
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="store-writer")   # routes, acks: in order
         self.stopping = threading.Event()
         self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.lag_ms = 0.0
 
     # ---- the opening handshake: health, stats, token, capacity
 
@@ -428,6 +429,14 @@ class Gateway:
             except Exception:
                 LOG.exception("background work failed: %s", work.__name__)
 
+    async def measure_lag(self) -> None:
+        """How late the event loop runs a 50 ms timer: its worst lag since the last /stats."""
+        while True:
+            started = self.loop.time()
+            await asyncio.sleep(0.05)
+            lag_ms = (self.loop.time() - started - 0.05) * 1000
+            self.lag_ms = max(self.lag_ms, lag_ms)
+
     def sweep(self) -> None:
         """Close devices that missed two heartbeat intervals, or that read too slowly."""
         now = time.monotonic()
@@ -472,10 +481,15 @@ class Gateway:
     async def alive(self) -> None:
         await self.loop.run_in_executor(self.writer, self.routes.alive, self.id)
 
+    def take_lag(self) -> float:
+        lag, self.lag_ms = self.lag_ms, 0.0
+        return lag
+
     def snapshot(self) -> dict:
         times = os.times()
         return {"gateway": self.id, "connections": len(self.devices), "cpu_s": round(times.user + times.system, 3),
                 "rss_bytes": rss_bytes(), "topics": {t: topic.last for t, topic in self.topics.items()},
+                "max_loop_lag_ms": round(self.take_lag(), 1),
                 "t": time.time(), **self.stats}
 
     async def run(self, host: str, port: int, ready=lambda port: None) -> None:
@@ -488,6 +502,7 @@ class Gateway:
         tasks = [asyncio.create_task(self.every(interval, work)) for interval, work in
                  ((1.0, self.alive), (SWEEP_S, self.sweep), (ACK_FLUSH_S, self.flush_acks),
                   (SAFETY_NET_S, self.safety_net))]
+        tasks.append(asyncio.create_task(self.measure_lag()))
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(signum, stop.set)

@@ -26,7 +26,7 @@ from demos.limits import raise_open_files_limit
 from demos.push_at_scale.device import DeviceClient
 from load.push_at_scale.system import post_json
 
-MAX_SAMPLES = 400_000
+MAX_SAMPLES = 50_000
 
 
 class Latencies:
@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--gateways", required=True, help="comma-separated ws:// URLs")
     parser.add_argument("--source-addresses", default="", help="comma-separated 127.0.0.x to connect from")
     parser.add_argument("--heartbeat-s", type=float, default=30.0)
-    parser.add_argument("--ack-every-s", type=float, default=0.5)
+    parser.add_argument("--ack-every-s", type=float, default=1.0)
     parser.add_argument("--spawn-rate", type=float, default=500.0, help="connections opened per second")
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
