@@ -10,7 +10,9 @@ latencies).
 - ``fanout``: every device on one topic, the pusher at several topic rates: deliveries a second
   and delivery latency (p99) with the whole protocol, and, after each run with the same devices
   connected, the bare ``broadcast()`` ceiling (``/bench``: frames back to back, no store, no bus,
-  no sequence numbers).
+  no sequence numbers). At the top rate once more with ``--send-path transport`` (the frame built
+  once and its bytes written straight to each connection's transport, skipping ``broadcast()``'s
+  per-connection framing).
 - ``connections``: idle devices connecting at a steady rate, one topic push a second to prove them
   alive: gateway memory against connections held (the slope is the memory per connection).
 - ``unicast``: pushes to single devices through the whole path (API, store, broker, gateway,
@@ -60,8 +62,12 @@ def fanout_plan(size: str) -> dict:
     rate x devices. Latency from the API's store to the device, p99; beside it the bare broadcast()
     ceiling measured on the same gateway with the same devices, right after the run."""
     plan = SIZES[size]["fanout"]
-    return {f"topic-r{rate:g}": params(plan, rate=rate, target="topic", bench_frames=plan["bench_frames"])
+    runs = {f"topic-r{rate:g}": params(plan, rate=rate, target="topic", bench_frames=plan["bench_frames"])
             for rate in plan["rates"]}
+    top = max(plan["rates"])   # the cheaper send path: the frame's bytes written straight to each transport
+    runs[f"topic-r{top:g}-transport"] = params(plan, rate=top, target="topic", bench_frames=plan["bench_frames"],
+                                               send_path="transport")
+    return runs
 
 
 def connections_plan(size: str) -> dict:
