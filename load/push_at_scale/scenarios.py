@@ -133,7 +133,7 @@ def perform(run: Run) -> None:
     if p["bench_frames"]:
         run.save_json("bench", {name: get_json(url.replace("ws://", "http://") + f"/bench?frames={p['bench_frames']}",
                                                timeout=120) for name, (url, _) in system.gateways.items()})
-    run.save_json("api", get_json(f"{system.api_url}/stats"))
+    run.save_json("api", get_json(f"{system.api_url}/stats", timeout=60))
     for receiver in receivers:
         receiver.stop()          # SIGTERM: each writes its final report with every latency
 

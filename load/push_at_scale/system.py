@@ -81,8 +81,9 @@ class System:
             raise RuntimeError(f"push {push} answered {status}: {answer}")
         return answer
 
-    def gateway_stats(self, name: str) -> dict:
-        return get_json(self.gateways[name][0].replace("ws://", "http://") + "/stats")
+    def gateway_stats(self, name: str, timeout_s: float = 60) -> dict:
+        """A gateway's counters (a gateway holding 16,000 devices on a busy machine can take seconds)."""
+        return get_json(self.gateways[name][0].replace("ws://", "http://") + "/stats", timeout=timeout_s)
 
 
 def post_json(url: str, body, timeout_s: float = 10) -> tuple[int, dict]:

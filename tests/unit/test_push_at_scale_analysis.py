@@ -63,3 +63,9 @@ def test_the_extrapolation_multiplies_our_costs_out():
     assert rows["CPU for 10,000 deliveries a second"] == pytest.approx(0.2)
     assert rows["CPU for heartbeats every 100 s"] == pytest.approx(0.5)
     assert rows["gateway processes at 20,000 connections each"] == 50
+
+
+def test_a_heartbeat_costs_the_slope_between_the_intervals():
+    rows = [{"heartbeat_s": 1.0, "cpu_cores": [0.30], "heartbeats_per_s": [2000.0]},
+            {"heartbeat_s": 4.0, "cpu_cores": [0.15], "heartbeats_per_s": [500.0]}]
+    assert analysis.marginal_us_per_heartbeat(rows) == [pytest.approx(100.0)]
