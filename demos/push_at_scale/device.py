@@ -47,13 +47,39 @@ class Streams:
         self.last[stream] = max(self.last.get(stream, 0), last)
 
 
+class AdaptiveHeartbeat:
+    """The talk's adaptive heartbeat (3 to 10 minutes there, seconds here): start at ``low`` and
+    double after every interval the connection survived, up to ``high``; after a connection lost
+    without a close frame (a NAT binding that timed out, in the field), go back to the last interval
+    that worked and keep it. Each heartbeat tells the gateway the next interval (``next_s``), so it
+    closes the device only after two of those missed."""
+
+    def __init__(self, low: float, high: float):
+        self.current = self.good = low
+        self.high, self.settled = high, False
+
+    def survived(self) -> float:
+        self.good = self.current
+        if not self.settled:
+            self.current = min(self.high, self.current * 2)
+        return self.current
+
+    def lost(self) -> float:
+        if self.current != self.good:
+            self.current, self.settled = self.good, True
+        return self.current
+
+
 class DeviceClient:
     def __init__(self, token: str, urls: list[str], *, heartbeat_s: float = 30.0, ack: bool = True,
                  ack_every_s: float = 0.1, on_message: Optional[Callable] = None, source_address: str = "",
-                 hello_after: bool = True):
+                 hello_after: bool = True, adaptive: Optional[AdaptiveHeartbeat] = None):
         self.token, self.urls, self.heartbeat_s = token, list(urls), heartbeat_s
         self.ack, self.ack_every_s, self.on_message = ack, ack_every_s, on_message
         self.source_address, self.hello_after = source_address, hello_after
+        self.adaptive = adaptive
+        if adaptive is not None:
+            self.heartbeat_s = adaptive.current
         self.streams = Streams()
         self.acked: dict = {}
         self.closes: Counter = Counter()      # close codes and HTTP refusals seen
@@ -111,6 +137,8 @@ class DeviceClient:
                     task.cancel()
             if ws.close_code is not None:
                 self.closes[f"close.{ws.close_code}"] += 1
+            if self.adaptive is not None and ws.close_code in (None, 1006):   # gone without a word
+                self.heartbeat_s = self.adaptive.lost()
 
     async def receive(self, ws) -> None:
         try:
@@ -138,7 +166,11 @@ class DeviceClient:
     async def heartbeats(self, ws) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_s)
-            await ws.send('{"type":"hb"}')
+            if self.adaptive is None:
+                await ws.send('{"type":"hb"}')
+            else:
+                self.heartbeat_s = self.adaptive.survived()
+                await ws.send(json.dumps({"type": "hb", "next_s": self.heartbeat_s}))
 
     async def acks(self, ws) -> None:
         while True:

@@ -16,7 +16,8 @@ then sends ``{"type": "ready"}`` and every new message as it comes:
 Frames from the device: ``{"type": "ack", "acks": {"d": 13, "t:news": 41}}`` (cumulative: "I have
 everything up to N"; written to the store in batches), ``{"type": "hb"}`` (a heartbeat; any frame
 counts as one), ``{"type": "pull", "s": "d", "after": N}`` (notify-then-pull: answered with every
-stored message after N). Non-urgent messages wait for the device's next heartbeat.
+stored message after N). Non-urgent messages wait for the device's next heartbeat. An adaptive
+device (``device.AdaptiveHeartbeat``) announces its next interval in each heartbeat (``next_s``).
 
 Sequence numbers make delivery exact: the gateway sends a stream's message N only right after N-1
 (a number it already sent is dropped, one that skips ahead makes it read the gap from the store),
@@ -89,11 +90,14 @@ def read_hello(raw, topics: tuple) -> tuple[dict, float]:
     if hello.get("type") != "hello":
         raise BadFrame('the first frame must be {"type": "hello", "after": {...}, "heartbeat_s": N}')
     after = numbers(hello.get("after", {}), {"d", *(f"t:{topic}" for topic in topics)})
-    heartbeat = hello.get("heartbeat_s", DEFAULT_HEARTBEAT_S)
-    if isinstance(heartbeat, bool) or not isinstance(heartbeat, (int, float)) \
-            or not HEARTBEAT_RANGE_S[0] <= heartbeat <= HEARTBEAT_RANGE_S[1]:
-        raise BadFrame(f"heartbeat_s must be a number from {HEARTBEAT_RANGE_S[0]} to {HEARTBEAT_RANGE_S[1]}")
-    return after, float(heartbeat)
+    return after, heartbeat_interval(hello.get("heartbeat_s", DEFAULT_HEARTBEAT_S))
+
+
+def heartbeat_interval(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not HEARTBEAT_RANGE_S[0] <= value <= HEARTBEAT_RANGE_S[1]:
+        raise BadFrame(f"a heartbeat interval is a number from {HEARTBEAT_RANGE_S[0]} to {HEARTBEAT_RANGE_S[1]} s")
+    return float(value)
 
 
 def parse(raw) -> dict:
@@ -299,6 +303,8 @@ class Gateway:
             self.stats["acks"] += 1
         elif kind == "hb":
             self.stats["heartbeats"] += 1
+            if "next_s" in frame:   # an adaptive device announces its next interval
+                device.heartbeat_s = heartbeat_interval(frame["next_s"])
             if device.held:
                 held, device.held = device.held, []
                 for text in held:

@@ -69,6 +69,7 @@ def test_bad_input_gets_the_right_answer_and_the_others_keep_receiving(system):
             "oversized": await closed_with(url, HELLO, "x" * 10_000),
             "flood": await closed_with(url, HELLO, *['{"type":"hb"}'] * 200),
             "binary": await closed_with(url, HELLO, b"\x00\x01"),
+            "bad heartbeat": await closed_with(url, HELLO, json.dumps({"type": "hb", "next_s": -1})),
         }
         for n in range(3):
             system.push(topic="news", body=f"n{n}")
@@ -81,7 +82,7 @@ def test_bad_input_gets_the_right_answer_and_the_others_keep_receiving(system):
     codes, watcher = asyncio.run(scenario())
     assert codes == {"no token": 401, "forged": 401, "expired": 401, "malformed JSON": 1007, "not a hello": 1008,
                      "after beyond": 1008, "foreign stream": 1008, "ack beyond sent": 1008, "oversized": 1009,
-                     "flood": 1008, "binary": 1003}
+                     "flood": 1008, "binary": 1003, "bad heartbeat": 1008}
     assert got == [1, 2, 3] and watcher.connections == 1 and watcher.streams.duplicates == 0
 
 

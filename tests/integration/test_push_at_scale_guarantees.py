@@ -152,3 +152,22 @@ def test_a_device_that_misses_two_heartbeats_is_closed_and_a_non_urgent_push_wai
     assert silent.closes["close.4000"] >= 1
     stats = s.gateway_stats("g1")   # it was held, then sent with the next heartbeat, not at once
     assert stats["deliveries.held"] == 1 and "deliveries.device" not in stats
+
+
+def test_an_adaptive_device_lengthens_its_heartbeat_and_the_gateway_follows(system):
+    from demos.push_at_scale.device import AdaptiveHeartbeat
+    s = system()
+    token = s.register("phone")
+
+    async def scenario():
+        stop = asyncio.Event()
+        client = DeviceClient(token, s.urls(), adaptive=AdaptiveHeartbeat(0.2, 0.8))
+        task = await online(client, stop)
+        await asyncio.sleep(3.5)   # 0.2 + 0.4 + 0.8 + 0.8 + ...: fixed at 0.2 s it would be over 15
+        stop.set()
+        await task
+        return client
+    client = asyncio.run(scenario())
+    stats = s.gateway_stats("g1")
+    assert client.heartbeat_s == 0.8 and client.connections == 1 and not client.closes
+    assert 2 <= stats["heartbeats"] <= 8 and "close.4000" not in stats

@@ -60,3 +60,12 @@ def test_the_device_counts_duplicates_and_skips_and_accepts_a_gap():
     assert (streams.duplicates, streams.skipped, streams.received) == (1, 2, 3)
     streams.gap("t:x", 1, 9)
     assert streams.take("t:x", 10) and streams.skipped == 2 and streams.gaps == 1
+
+
+def test_the_adaptive_heartbeat_doubles_until_a_connection_is_lost_then_keeps_the_last_good():
+    from demos.push_at_scale.device import AdaptiveHeartbeat
+    beat = AdaptiveHeartbeat(1, 16)
+    assert [beat.survived() for _ in range(6)] == [2, 4, 8, 16, 16, 16]
+    beat = AdaptiveHeartbeat(1, 16)
+    beat.survived(), beat.survived()          # 4 s tried next
+    assert beat.lost() == 2 and beat.survived() == 2 and beat.lost() == 2
