@@ -60,16 +60,24 @@ class Bus:
         return producer
 
     def publish(self, gateway: str, items: list) -> None:
-        """Raises BrokerUnavailable if the broker does not take it (the message is stored all the same)."""
-        try:
-            self._producer().publish(encode(items), routing_key=queue_name(self.namespace, gateway),
-                                     delivery_mode=1, content_type="application/json", content_encoding="binary",
-                                     serializer=None)
-        except BrokerUnavailable:
-            raise
-        except Exception as error:   # the connection broke: a new one next time
-            self._local.producer = None
-            raise BrokerUnavailable(f"publishing failed: {error}") from error
+        """Raises BrokerUnavailable if the broker does not take it (the message is stored all the same).
+        A connection that broke since its last use (a broker restart) is replaced once, at once."""
+        for attempt in (1, 2):
+            try:
+                self._producer().publish(encode(items), routing_key=queue_name(self.namespace, gateway),
+                                         delivery_mode=1, content_type="application/json",
+                                         content_encoding="binary", serializer=None)
+                return
+            except BrokerUnavailable:
+                raise
+            except Exception as error:   # the connection broke: a new one, once
+                broken, self._local.producer = self._local.producer, None
+                try:
+                    broken.connection.release()
+                except Exception:
+                    pass
+                if attempt == 2:
+                    raise BrokerUnavailable(f"publishing failed: {error}") from error
 
     def consume_forever(self, gateway: str, on_items: Callable[[list], None], stopping: threading.Event) -> None:
         """In a thread: hand each message's items to ``on_items``; reconnect when the broker goes away."""

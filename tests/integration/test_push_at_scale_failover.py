@@ -88,3 +88,91 @@ def test_a_gateway_sigkill_loses_and_repeats_nothing(tmp_path, brokers):
     finally:
         for service in reversed(started):
             service.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_device_offline_for_a_burst_within_its_bound_gets_it_all_once(tmp_path, brokers):
+    started = []
+    s = System(tmp_path, service_starter(tmp_path, started), env_extra={"OFFLINE_BOUND": "100"}, **brokers)
+    try:
+        s.start_gateway("g1")
+        s.start_api()
+        token = s.register("phone", ["news"])
+
+        async def scenario():
+            client = DeviceClient(token, s.urls())
+            for round_ in range(2):
+                stop = asyncio.Event()
+                client.ready.clear()
+                task = asyncio.create_task(client.run(stop))
+                await asyncio.wait_for(client.ready.wait(), 15)
+                s.push(device="phone", body="online")
+                await asyncio.sleep(0.3)
+                stop.set()
+                await task
+                for n in range(40):   # offline: a burst smaller than the bound, to it and to its topic
+                    s.push(device="phone", body=f"burst {n}")
+                    s.push(topic="news", body=f"news {n}")
+            stop = asyncio.Event()
+            client.ready.clear()
+            task = asyncio.create_task(client.run(stop))
+            await asyncio.wait_for(client.ready.wait(), 15)
+            deadline = time.monotonic() + 15
+            while client.streams.last.get("d") != 82 or client.streams.last.get("t:news") != 80:
+                assert time.monotonic() < deadline, client.streams.last
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            stop.set()
+            await task
+            return client
+        client = asyncio.run(scenario())
+        assert client.streams.received == 162
+        assert (client.streams.duplicates, client.streams.skipped, client.streams.gaps) == (0, 0, 0)
+    finally:
+        for service in reversed(started):
+            service.stop()
+
+
+@pytest.mark.timeout(90)
+def test_redis_killed_mid_run_costs_pushes_a_second_and_loses_nothing(tmp_path, start_server):
+    """The broker SIGKILLed: pushes still answer 202 (stored, ``"routed": false``) within about two
+    seconds; the gateway's safety net delivers them; after the restart they are routed again."""
+    started = []
+    with start_server("redis") as redis_server:
+        s = System(tmp_path, service_starter(tmp_path, started), broker_url=redis_server.url)
+        try:
+            s.start_gateway("g1")
+            s.start_api()
+            token = s.register("phone")
+            answers = []
+
+            async def scenario():
+                stop = asyncio.Event()
+                client = DeviceClient(token, s.urls())
+                task = asyncio.create_task(client.run(stop))
+                await asyncio.wait_for(client.ready.wait(), 15)
+                for phase in ("before", "down", "after"):
+                    if phase == "down":
+                        redis_server.kill()
+                    elif phase == "after":
+                        redis_server.start()
+                    for n in range(5):
+                        began = time.monotonic()
+                        answer = await asyncio.to_thread(s.push, device="phone", body=f"{phase} {n}")
+                        answers.append((phase, answer["routed"], time.monotonic() - began))
+                deadline = time.monotonic() + 20
+                while client.streams.last.get("d") != 15:
+                    assert time.monotonic() < deadline, client.streams.last
+                    await asyncio.sleep(0.05)
+                stop.set()
+                await task
+                return client
+            client = asyncio.run(scenario())
+        finally:
+            for service in reversed(started):
+                service.stop()
+    assert all(routed for phase, routed, _ in answers if phase == "before")
+    assert not any(routed for phase, routed, _ in answers if phase == "down")
+    assert max(seconds for phase, _, seconds in answers if phase == "down") < 5
+    assert answers[-1][1], "routed again once Redis is back"
+    assert client.streams.received == 15 and client.streams.duplicates == 0 and client.streams.skipped == 0
