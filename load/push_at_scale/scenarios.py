@@ -52,7 +52,7 @@ SIZES = {
     "workshop": dict(
         fanout=dict(devices=50_000, receivers=8, gateways=3, rates=(0.5, 1, 1.5), seconds=10, bench_frames=20),
         connections=dict(devices=50_000, receivers=8, gateways=3, hold_s=5),
-        unicast=dict(devices=5000, receivers=2, gateways=(1, 2), rates=(200, 500), seconds=10),
+        unicast=dict(devices=5000, receivers=2, gateways=(1, 2), rates=(200, 500), seconds=10, locust_processes=2),
         heartbeat=dict(devices=20_000, receivers=4, intervals=(1.0, 5.0, 20.0), seconds=10)),
 }
 
@@ -81,7 +81,9 @@ def unicast_plan(size: str) -> dict:
     """Open loop: pushes to single random devices, the whole path with an ack; one gateway process
     against two (devices spread over them)."""
     plan = SIZES[size]["unicast"]
-    return {f"gw{gateways}-r{rate:g}": params({**plan, "gateways": gateways}, rate=rate, target="device")
+    return {f"gw{gateways}-r{rate:g}": params({**plan, "gateways": gateways}, rate=rate, target="device",
+                                              **({"locust_processes": plan["locust_processes"]}
+                                                 if "locust_processes" in plan else {}))
             for gateways in plan["gateways"] for rate in plan["rates"]}
 
 
@@ -125,6 +127,7 @@ def perform(run: Run) -> None:
         run.notes["pushing_from"] = time.time()
         # enough pushers that each waits for its answer well within its share of the rate (open loop)
         run.locust(LOCUSTFILE, host=system.api_url, users=max(4, math.ceil(p["rate"] / 10)), run_time_s=p["seconds"], arrival_rate=p["rate"],
+                   processes=p.get("locust_processes", 1),
                    extra_args=("--target", p["target"], "--topic", "news", "--device-prefixes", prefixes,
                                "--devices-each", str(per)))
         run.notes["pushing_until"] = time.time()
