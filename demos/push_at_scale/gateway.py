@@ -354,6 +354,8 @@ class Gateway:
         topic.last = message.seq
         if not topic.live:
             return
+        began = time.time()
+        self.stats["topic.store_to_send_ms"] += round(1000 * (began - message.ts))   # API, store, bus: a sum
         text = notify_text(topic.stream, message.seq) if message.flags & NOTIFY else frame_text(message, topic.stream)
         if self.send_path == "transport":
             data = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
@@ -369,6 +371,7 @@ class Gateway:
                 ws.device.pulled[topic.stream] = message.seq
         self.stats["deliveries.topic"] += len(topic.live)
         self.stats["topic.messages"] += 1
+        self.stats["topic.send_ms"] += round(1000 * (time.time() - began))        # writing the frames: a sum
 
     def catch_up_topic(self, topic: Topic) -> None:
         batch = self.store.after(topic.stream, topic.last)

@@ -116,6 +116,18 @@ def bench(run: dict) -> dict:
             "per_wall_s": deliveries / wall if wall else math.nan}
 
 
+def stages_ms(run: dict) -> dict:
+    """Where a topic message's time goes, from the gateways' counters after the run: from the API's
+    store to the gateway's first write (API, store, bus), and writing its frame to every device
+    (wall time), each a mean per message."""
+    data = json.loads((Path(run["dir"]) / "gateways.json").read_text())
+    messages = sum(g.get("topic.messages", 0) for g in data.values())
+    if not messages:
+        raise ValueError(f"run {run['dir']}: no topic message")
+    return {"store_to_send_ms": sum(g.get("topic.store_to_send_ms", 0) for g in data.values()) / messages,
+            "send_ms": sum(g.get("topic.send_ms", 0) for g in data.values()) / messages}
+
+
 def memory_curve(run: dict) -> tuple[list[int], list[float]]:
     """Connections held and resident memory (MiB), all gateways summed, sample by sample."""
     names = gateway_names(run)
@@ -158,7 +170,7 @@ def fanout_rows(runs: list[dict]) -> list[dict]:
         return {"deliveries_per_s": rates["deliveries_per_s"], "us_per_delivery": rates["us_per_delivery"],
                 "p50_ms": latency_ms(run, 0.5), "p99_ms": latency_ms(run, 0.99),
                 "bare_per_cpu_s": bare["per_cpu_s"], "bare_us": bare["us_per_delivery"],
-                "protocol_per_cpu_s": 1e6 / rates["us_per_delivery"],
+                "protocol_per_cpu_s": 1e6 / rates["us_per_delivery"], **stages_ms(run),
                 "lost_or_repeated": counts["duplicates"] + counts["skipped"]}
     return results.per_repetition(runs, ("send_path", "rate", "devices"), measure)
 
@@ -229,6 +241,10 @@ def claim_fanout(claims, rows: list[dict]) -> None:
                scenario="fanout", size=size, unit="per CPU s", digits=0)
     claims.add("whole protocol, deliveries per gateway CPU second", top["protocol_per_cpu_s"], id="2.1",
                scenario="fanout", size=size, unit="per CPU s", digits=0)
+    claims.add("store to the gateway's first write (API, store, bus), mean a topic message", top["store_to_send_ms"],
+               scenario="fanout", size=size, unit="ms", digits=1)
+    claims.add(f"writing one topic frame to all {top['devices']:,} devices, mean wall time", top["send_ms"],
+               scenario="fanout", size=size, unit="ms", digits=1)
     for row in rows:
         if row["send_path"] == "transport":
             claims.add("frame written straight to each transport: whole protocol, deliveries per gateway CPU second",

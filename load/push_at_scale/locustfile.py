@@ -7,7 +7,9 @@ its own CPU, so a saturated load generator marks the run invalid.
     locust -f load/push_at_scale/locustfile.py --host http://127.0.0.1:8000 --headless -u 4 -r 4 -t 20s \\
         --arrival-rate 20 --target topic --topic news
 """
+import itertools
 import random
+import time
 
 from locust import FastHttpUser, events, task
 
@@ -16,6 +18,8 @@ from load import pacing
 from load.recorder import rate_per_user
 
 BODY = "x" * 100
+user_numbers = itertools.count()
+PHASE = random.random()
 
 
 @events.init_command_line_parser.add_listener
@@ -32,7 +36,15 @@ class Pusher(FastHttpUser):
     def on_start(self):
         options = self.environment.parsed_options
         self.options = options
-        self.pace = pacing.open_loop(rate_per_user(self.environment), constant=True)
+        rate = rate_per_user(self.environment)
+        self.pace = pacing.open_loop(rate, constant=True)
+        # evenly spaced overall, not only per user: users spawned together would otherwise push in
+        # bursts of --users at once (and measure their own queueing, not the system's)
+        # (a random phase a process: with several Locust processes each spreads its own users)
+        if rate:
+            users = max(1, options.num_users)
+            time.sleep(((next(user_numbers) + PHASE) % users) / users / rate)
+        self._due = time.monotonic()
         prefixes = [p for p in options.device_prefixes.split(",") if p]
         self.devices = [f"{prefix}{n}" for prefix in prefixes for n in range(options.devices_each)]
         self.rng = random.Random()

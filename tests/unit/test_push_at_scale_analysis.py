@@ -69,3 +69,10 @@ def test_a_heartbeat_costs_the_slope_between_the_intervals():
     rows = [{"heartbeat_s": 1.0, "cpu_cores": [0.30], "heartbeats_per_s": [2000.0]},
             {"heartbeat_s": 4.0, "cpu_cores": [0.15], "heartbeats_per_s": [500.0]}]
     assert analysis.marginal_us_per_heartbeat(rows) == [pytest.approx(100.0)]
+
+
+def test_the_stages_of_a_topic_message_are_means_over_the_gateways(tmp_path):
+    (tmp_path / "gateways.json").write_text(json.dumps({
+        "g1": {"topic.messages": 4, "topic.store_to_send_ms": 40, "topic.send_ms": 400},
+        "g2": {"topic.messages": 4, "topic.store_to_send_ms": 24, "topic.send_ms": 0}}))
+    assert analysis.stages_ms({"dir": tmp_path}) == {"store_to_send_ms": 8.0, "send_ms": 50.0}
