@@ -96,7 +96,9 @@ def redacted(database_url: str) -> str:
 
 
 class Database:
-    def __init__(self, database_url: str, write_latency_s: float = 0.0):
+    def __init__(self, database_url: str, write_latency_s: float = 0.0, schema: str = SCHEMA):
+        """``schema``: the tables to create (``{id}`` stands for the dialect's numbered key); the
+        registration's by default, another section's own (orders, inventory) when given."""
         self.url = database_url
         self.kind = dialect_of(database_url)
         self.dialect = DIALECTS[self.kind]
@@ -112,7 +114,7 @@ class Database:
             with self.transaction() as db:
                 if self.dialect.schema_lock:
                     db.execute(self.dialect.schema_lock)
-                for statement in SCHEMA.format(id=self.dialect.id).split(";"):
+                for statement in schema.format(id=self.dialect.id).split(";"):
                     db.execute(statement)
         except DatabaseUnavailable as problem:
             raise SystemExit(f"error: {problem}") from problem   # at start: say what to do, and stop
