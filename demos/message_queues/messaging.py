@@ -81,7 +81,7 @@ def declare(connection, queues: list[Queue]) -> None:
 def message_count(connection, queue: Queue) -> int:
     """Messages waiting in ``queue`` (not those a consumer holds unacknowledged)."""
     with connection.channel() as channel:
-        return queue(channel).queue_declare(passive=True).message_count
+        return queue(channel).queue_declare().message_count   # (passive: Redis may not know it yet)
 
 
 def consume_forever(broker_url: str, visibility_timeout_s: float, queues: list[Queue], handle,

@@ -9,7 +9,6 @@
 import json
 import sys
 import time
-import urllib.error
 import urllib.request
 import uuid
 
@@ -19,16 +18,6 @@ from load.harness import Service, get_json, http_ready, log_ready, wait_for
 from load.servers import free_port
 
 REDIS_VISIBILITY_S = 2
-
-
-def post(url: str, body) -> tuple[int, dict]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as answer:
-        return answer.code, json.load(answer)
 
 
 class Shop:
@@ -88,7 +77,7 @@ def real_broker(request):
     return request.getfixturevalue(f"{request.param}_url")
 
 
-def test_direct_orders_fail_fast_while_inventory_is_dead_and_store_nothing(shop):
+def test_direct_orders_fail_fast_while_inventory_is_dead_and_store_nothing(shop, post):
     running = shop()
     inventory = running.start_inventory()
     url = running.start_orders("direct")
@@ -102,7 +91,7 @@ def test_direct_orders_fail_fast_while_inventory_is_dead_and_store_nothing(shop)
 
 
 @pytest.mark.timeout(90)
-def test_queued_orders_are_confirmed_while_inventory_is_dead_and_each_decided_once(shop, real_broker):
+def test_queued_orders_are_confirmed_while_inventory_is_dead_and_each_decided_once(shop, real_broker, post):
     running = shop(real_broker, stock="pear=3")
     inventory = running.start_inventory("--consume")
     url = running.start_orders("queued")
@@ -123,7 +112,7 @@ def test_queued_orders_are_confirmed_while_inventory_is_dead_and_each_decided_on
 
 
 @pytest.mark.timeout(60)
-def test_an_event_delivered_again_after_a_kill_before_the_ack_changes_nothing(shop, real_broker):
+def test_an_event_delivered_again_after_a_kill_before_the_ack_changes_nothing(shop, real_broker, post):
     running = shop(real_broker, stock="plum=5")
     doomed = running.start_inventory("--consume", "--hold-before-ack", "60")
     url = running.start_orders("queued")
@@ -147,7 +136,7 @@ BAD_ORDERS = [
 
 
 @pytest.mark.parametrize("wiring", ["direct", "queued"])
-def test_bad_orders_get_a_400_with_a_reason_and_change_nothing(shop, wiring):
+def test_bad_orders_get_a_400_with_a_reason_and_change_nothing(shop, wiring, post):
     running = shop(stock="pear=3")
     running.start_inventory(*(["--consume"] if wiring == "queued" else []))
     url = running.start_orders(wiring)
