@@ -80,6 +80,8 @@ class Inventory:
             return {
                 "stock": dict(db.execute("SELECT product, quantity FROM stock")),
                 "outcomes": dict(db.execute("SELECT outcome, COUNT(*) FROM outcomes GROUP BY outcome")),
+                "queued_outcomes": dict(db.execute("SELECT outcome, COUNT(*) FROM outcomes WHERE key LIKE 'queued:%'"
+                                                   " GROUP BY outcome")),
                 "deducted_units": dict(db.execute(
                     "SELECT product, SUM(quantity) FROM outcomes WHERE outcome = 'deducted' GROUP BY product")),
                 "deliveries": db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0],

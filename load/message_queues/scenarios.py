@@ -6,6 +6,7 @@
   never idle, the article's 7 / 10 / 20 a second for one thread, then with several threads.
 - ``backlog`` (open loop, Poisson arrivals): the queued variant's hidden cost, the time until the
   e-mail is really sent and the backlog over time, below and above what one worker can send.
+- ``decoupling`` and ``peak-shaving`` (open loop): sections 2 and 3, in shop_scenarios.py.
 """
 import csv
 import os
@@ -16,25 +17,35 @@ from pathlib import Path
 
 from demos.message_queues.store import Database, redacted
 from load.harness import Run, Scenario, get_json, headline_for, http_ready, log_ready
+from load.message_queues import shop_scenarios
 from load.servers import create_database, drop_database, free_port
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 VARIANTS = ("serial", "parallel", "queued")
 
 # One shape for every chapter: SIZES[size][scenario] holds what that scenario's plan needs.
+# Section 2's kill lasts 10 s at default, the article's outage; section 3's writer takes 50 a
+# second and the burst is 500 a second on every machine.
 SIZES = {
     "smoke": dict(
-        latency=dict(seconds=2),
-        saturation=dict(seconds=2, threads=(1, 4)),
-        backlog=dict(seconds=3, rates=(5, 15))),
+        latency=dict(seconds=1),
+        saturation=dict(seconds=2, threads=(1,)),
+        backlog=dict(seconds=3, rates=(5,)),
+        decoupling=dict(rate=10, seconds=3, kill_after_s=2, down_s=1),
+        **{"peak-shaving": dict(burst_rate=500, write_rate=50, seconds=1, max_queue=50, users=300,
+                                 skip=("direct", "shaved-kill"))}),
     "default": dict(
-        latency=dict(seconds=8),
-        saturation=dict(seconds=8, threads=(1, 4, 16)),
-        backlog=dict(seconds=15, rates=(5, 15))),
+        latency=dict(seconds=3),
+        saturation=dict(seconds=4, threads=(1, 4, 16)),
+        backlog=dict(seconds=9, rates=(5, 15)),
+        decoupling=dict(rate=20, seconds=15, kill_after_s=3.5, down_s=10),
+        **{"peak-shaving": dict(burst_rate=500, write_rate=50, seconds=3, max_queue=100, users=500)}),
     "workshop": dict(
         latency=dict(seconds=30),
         saturation=dict(seconds=30, threads=(1, 2, 4, 8, 16, 32)),
-        backlog=dict(seconds=60, rates=(5, 10, 15, 20))),
+        backlog=dict(seconds=60, rates=(5, 10, 15, 20)),
+        decoupling=dict(rate=50, seconds=30, kill_after_s=5, down_s=10),
+        **{"peak-shaving": dict(burst_rate=500, write_rate=50, seconds=20, max_queue=500, users=800)}),
 }
 
 
@@ -153,8 +164,24 @@ def write_timeline(run: Run) -> None:
         writer.writerows(rows)
 
 
+def decoupling_plan(size: str) -> dict:
+    """Open loop, both wirings at once on one inventory, SIGKILLed for 10 s (default size): the
+    direct call's orders fail, the outbox's are confirmed and deducted once inventory is back
+    (section 2, load/message_queues/shop_scenarios.py)."""
+    return shop_scenarios.decoupling_plan_for(SIZES[size]["decoupling"])
+
+
+def peak_shaving_plan(size: str) -> dict:
+    """Open loop, a flash sale of 500 purchases a second at a writer of 50 a second: direct
+    (collapse), shaved (a bounded queue, a fast 429, writes flat), shaved with its consumer
+    SIGKILLed mid-burst (section 3, load/message_queues/shop_scenarios.py)."""
+    return shop_scenarios.peak_shaving_plan_for(SIZES[size]["peak-shaving"])
+
+
 SCENARIOS = {
     "latency": Scenario(latency_plan, register, registration_latency),
     "saturation": Scenario(saturation_plan, register, registration_rate),
     "backlog": Scenario(backlog_plan, register, email_delay),
+    "decoupling": Scenario(decoupling_plan, shop_scenarios.decouple, shop_scenarios.decoupling_headline),
+    "peak-shaving": Scenario(peak_shaving_plan, shop_scenarios.shave, shop_scenarios.shaving_headline),
 }
