@@ -30,7 +30,7 @@ import uuid
 from flask import Flask, jsonify, request
 
 from .broker import BrokerUnavailable, connect
-from .messaging import BadOrder, Publisher, consume_forever, declare, durable, message_count, parse_order
+from .messaging import BadOrder, Publisher, consume_forever, declare, durable, message_counter, parse_order
 from .settings import DEFAULT_DATA_DIR
 from .store import Database
 
@@ -181,7 +181,7 @@ def main() -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--mode", choices=("direct", "shaved"), default="shaved")
     serve.add_argument("--max-queue", type=int, default=200)
-    serve.add_argument("--threads", type=int, default=16)
+    serve.add_argument("--threads", type=int, default=4)
     consume = commands.add_parser("consume")
     consume.add_argument("--hold-before-write", type=float, default=0.0, metavar="SECONDS",
                          help="fault injection: wait this long after taking an order, before the write")
@@ -227,7 +227,7 @@ def main() -> None:
         declare(connection, [queue])
         publisher = Publisher(connection)
         publish = lambda order: publisher.publish(queue.name, order)   # noqa: E731
-        admission = Admission(args.max_queue, lambda: message_count(counting, queue))
+        admission = Admission(args.max_queue, message_counter(counting, queue))
 
         def keep_counting():
             while True:

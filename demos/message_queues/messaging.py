@@ -78,10 +78,11 @@ def declare(connection, queues: list[Queue]) -> None:
             queue(channel).declare()
 
 
-def message_count(connection, queue: Queue) -> int:
-    """Messages waiting in ``queue`` (not those a consumer holds unacknowledged)."""
-    with connection.channel() as channel:
-        return queue(channel).queue_declare().message_count   # (passive: Redis may not know it yet)
+def message_counter(connection, queue: Queue):
+    """A function answering how many messages wait in ``queue`` (not those a consumer holds
+    unacknowledged), on one channel kept open: for one thread to call as often as it likes."""
+    bound = queue(connection.channel())
+    return lambda: bound.queue_declare().message_count   # (not passive: Redis may not know it yet)
 
 
 def consume_forever(broker_url: str, visibility_timeout_s: float, queues: list[Queue], handle,

@@ -32,20 +32,20 @@ SIZES = {
         saturation=dict(seconds=2, threads=(1,)),
         backlog=dict(seconds=3, rates=(5,)),
         decoupling=dict(rate=10, seconds=3, kill_after_s=2, down_s=1),
-        **{"peak-shaving": dict(burst_rate=500, write_rate=50, seconds=1, max_queue=50, users=300,
+        **{"peak-shaving": dict(burst_rate=500, write_rate=50, seconds=1, max_queue=50, users=300, shaved_users=50,
                                  skip=("direct", "shaved-kill"))}),
     "default": dict(
         latency=dict(seconds=3),
-        saturation=dict(seconds=4, threads=(1, 4, 16)),
-        backlog=dict(seconds=9, rates=(5, 15)),
+        saturation=dict(seconds=4, threads=(1, 16)),
+        backlog=dict(seconds=8, rates=(5, 15)),
         decoupling=dict(rate=20, seconds=15, kill_after_s=3.5, down_s=10),
-        **{"peak-shaving": dict(burst_rate=500, write_rate=50, seconds=3, max_queue=100, users=500)}),
+        **{"peak-shaving": dict(burst_rate=500, write_rate=50, seconds=2, max_queue=50, users=500, shaved_users=50)}),
     "workshop": dict(
         latency=dict(seconds=30),
         saturation=dict(seconds=30, threads=(1, 2, 4, 8, 16, 32)),
         backlog=dict(seconds=60, rates=(5, 10, 15, 20)),
         decoupling=dict(rate=50, seconds=30, kill_after_s=5, down_s=10),
-        **{"peak-shaving": dict(burst_rate=500, write_rate=50, seconds=20, max_queue=500, users=800)}),
+        **{"peak-shaving": dict(burst_rate=500, write_rate=50, seconds=20, max_queue=500, users=800, shaved_users=200)}),
 }
 
 
