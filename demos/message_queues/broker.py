@@ -48,6 +48,8 @@ def connect(broker_url: str, visibility_timeout_s: float = 30) -> Connection:
             # taken messages are moved here (an atomic rename, so two workers never share one)
             "store_processed": True,
             "processed_folder": os.path.join(folder, "processed"),
+            # exchange bindings (fanout, direct with several queues), shared by every process
+            "control_folder": os.path.join(folder, "control"),
             "polling_interval": 0.01,
         })
     elif broker_url.startswith("memory://"):

@@ -54,10 +54,11 @@ class Publisher:
     def __init__(self, connection):
         self.connection = connection
 
-    def publish(self, queue_name: str, body: dict) -> None:
+    def publish(self, routing_key: str, body: dict, exchange=DEFAULT_EXCHANGE) -> None:
+        """To the queue named ``routing_key`` (through the default exchange), or through ``exchange``."""
         lost = self.connection.connection_errors + self.connection.channel_errors + (OperationalError, OSError)
         try:
-            publishers.submit(self._publish, queue_name, body).result(timeout=PUBLISH_TIMEOUT_S)
+            publishers.submit(self._publish, routing_key, body, exchange).result(timeout=PUBLISH_TIMEOUT_S)
         except TimeoutError:
             raise BrokerUnavailable(f"{self.connection.as_uri()} did not take the message within "
                                     f"{PUBLISH_TIMEOUT_S:g} s") from None
@@ -65,9 +66,12 @@ class Publisher:
             raise BrokerUnavailable(f"could not publish to {self.connection.as_uri()}: "
                                     f"{str(error).strip() or type(error).__name__}") from error
 
-    def _publish(self, queue_name: str, body: dict) -> None:
+    def _publish(self, routing_key: str, body: dict, exchange) -> None:
         with pools.producers[self.connection].acquire(block=True, timeout=PUBLISH_TIMEOUT_S) as producer:
-            producer.publish(body, exchange=DEFAULT_EXCHANGE, routing_key=queue_name, delivery_mode="persistent",
+            # declared on the producer's own channel (once, then cached): a virtual transport (Redis)
+            # routes by the exchange's type as that channel knows it, and the pool's are clones
+            producer.publish(body, exchange=exchange, routing_key=routing_key, delivery_mode="persistent",
+                             declare=[exchange] if exchange.name else [],
                              serializer="json", retry=True, retry_policy=RETRY_POLICY,
                              timeout=PUBLISH_TIMEOUT_S, confirm_timeout=PUBLISH_TIMEOUT_S)
 
