@@ -62,6 +62,7 @@ def create_app(publish) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = 4096
     numbers = itertools.count(1)
     lock = threading.Lock()
+    published = [0]
 
     @app.post("/messages")
     def send():
@@ -76,11 +77,18 @@ def create_app(publish) -> Flask:
             publish({"n": number, "text": text, "sent_at": time.time()})
         except BrokerUnavailable as problem:
             return jsonify(error=f"not sent, try again later: {problem}"), 503
+        with lock:
+            published[0] += 1
         return jsonify(n=number), 202
 
     @app.get("/health")
     def health():
         return jsonify(status="ok")
+
+    @app.get("/stats")
+    def stats():
+        with lock:
+            return jsonify(published=published[0])
 
     return app
 

@@ -321,3 +321,64 @@ def claim_shaving(claims: results.Claims, rows: dict[str, dict]) -> None:
         claims.add("shaved, consumer SIGKILLed mid-burst: accepted orders lost on "
                    f"{row['runs'][0]['notes'].get('broker_url', 'the broker')}", row["lost"], unit="orders",
                    digits=0, **_where(row))
+
+
+# --- section 4: point-to-point against publish/subscribe --------------------------------------
+
+PUBSUB_WIRINGS = ("competing", "fanout")
+
+
+def receipts(run: dict) -> list[dict]:
+    """Every message a consumer recorded: n, consumer, received_at."""
+    return [{"n": int(row["n"]), "consumer": row["consumer"], "received_at": float(row["received_at"])}
+            for row in results.read_csv(Path(run["dir"]) / "received.csv")]
+
+
+def handled_per_s(rows: list[dict]) -> float:
+    """Messages handled a second from the first receipt to the last (nan with fewer than two)."""
+    if len(rows) < 2:
+        return math.nan
+    times = [row["received_at"] for row in rows]
+    return (len(rows) - 1) / (max(times) - min(times)) if max(times) > min(times) else math.nan
+
+
+def pubsub_measure(run: dict) -> dict:
+    rows = receipts(run)
+    published = run["notes"]["published"]
+    by_consumer: dict[str, list[dict]] = {}
+    for row in rows:
+        by_consumer.setdefault(row["consumer"], []).append(row)
+    if run["params"]["wiring"] == "competing":   # each message to one consumer, once
+        missing = published - len({row["n"] for row in rows})
+        repeats = len(rows) - len({row["n"] for row in rows})
+    else:                                          # each message to every subscriber, once
+        repeats = sum(len(got) - len({row["n"] for row in got}) for got in by_consumer.values())
+        missing = sum(published - len({row["n"] for row in got}) for got in by_consumer.values()) + \
+            published * (run["params"]["consumers"] - len(by_consumer))
+    return {"published": published, "per_s": handled_per_s(rows),   # every consumer's, together
+            "per_consumer_per_s": [handled_per_s(got) for got in by_consumer.values()],
+            "deliveries_per_message": len(rows) / published if published else math.nan,
+            "repeats": repeats, "missing": missing}
+
+
+def pubsub_rows(runs: list[dict]) -> list[dict]:
+    """The pubsub scenario, one row per (wiring, consumers): messages handled a second by all the
+    consumers together, deliveries per message published, repeats and messages missing."""
+    rows = results.per_repetition(runs, ("wiring", "consumers"), pubsub_measure)
+    return sorted(rows, key=lambda row: (PUBSUB_WIRINGS.index(row["wiring"]), row["consumers"]))
+
+
+def claim_pubsub(claims: results.Claims, rows: list[dict]) -> None:
+    """Ledger 4.7: competing consumers share the work (throughput with consumers, each message once);
+    a fanout hands every message to every subscriber."""
+    for row in rows:
+        where, n = _where(row), row["consumers"]
+        if row["wiring"] == "competing":
+            claims.add(f"competing consumers, {n}: messages handled a second", row["per_s"], id="4.7", unit="/s",
+                       digits=0, **where)
+        else:
+            claims.add(f"fanout, {n} subscribers: deliveries per message published", row["deliveries_per_message"],
+                       id="4.7", article=str(n), unit="x", digits=2, **where)
+        claims.add(f"{row['wiring']}, {n} consumers: messages missing or repeated",
+                   [m + r for m, r in zip(row["missing"], row["repeats"])], id="4.7", unit="messages", digits=0,
+                   match="exact", **where)

@@ -27,25 +27,33 @@ VARIANTS = ("serial", "parallel", "queued")
 # Section 2's kill lasts 10 s at default, the article's outage; section 3's writer takes 50 a
 # second and the burst is 500 a second on every machine.
 SIZES = {
-    "smoke": dict(
-        latency=dict(seconds=1),
-        saturation=dict(seconds=2, threads=(1,)),
-        backlog=dict(seconds=3, rates=(5,)),
-        decoupling=dict(rate=10, seconds=3, kill_after_s=2, down_s=1),
-        **{"peak-shaving": dict(burst_rate=500, write_rate=50, seconds=1, max_queue=50, users=300, shaved_users=50,
-                                 skip=("direct", "shaved-kill"))}),
-    "default": dict(
-        latency=dict(seconds=3),
-        saturation=dict(seconds=4, threads=(1, 16)),
-        backlog=dict(seconds=8, rates=(5, 15)),
-        decoupling=dict(rate=20, seconds=15, kill_after_s=3.5, down_s=10),
-        **{"peak-shaving": dict(burst_rate=500, write_rate=50, seconds=2, max_queue=50, users=500, shaved_users=50)}),
-    "workshop": dict(
-        latency=dict(seconds=30),
-        saturation=dict(seconds=30, threads=(1, 2, 4, 8, 16, 32)),
-        backlog=dict(seconds=60, rates=(5, 10, 15, 20)),
-        decoupling=dict(rate=50, seconds=30, kill_after_s=5, down_s=10),
-        **{"peak-shaving": dict(burst_rate=500, write_rate=50, seconds=20, max_queue=500, users=800, shaved_users=200)}),
+    "smoke": {
+        "latency": dict(seconds=1),
+        "saturation": dict(seconds=2, threads=(1,)),
+        "backlog": dict(seconds=3, rates=(5,)),
+        "decoupling": dict(rate=10, seconds=3, kill_after_s=2, down_s=1),
+        "peak-shaving": dict(burst_rate=500, write_rate=50, seconds=1, max_queue=50, users=300, shaved_users=50,
+                             skip=("direct", "shaved-kill")),
+        "pubsub": dict(rate=100, seconds=1, work_ms=10, users=20, runs=(("competing", 2),)),
+    },
+    "default": {
+        "latency": dict(seconds=3),
+        "saturation": dict(seconds=4, threads=(1, 16)),
+        "backlog": dict(seconds=8, rates=(5, 15)),
+        "decoupling": dict(rate=20, seconds=15, kill_after_s=3.5, down_s=10),
+        "peak-shaving": dict(burst_rate=500, write_rate=50, seconds=2, max_queue=50, users=500, shaved_users=50),
+        "pubsub": dict(rate=200, seconds=2, work_ms=10, users=400,
+                       runs=(("competing", 1), ("competing", 4), ("fanout", 4))),
+    },
+    "workshop": {
+        "latency": dict(seconds=30),
+        "saturation": dict(seconds=30, threads=(1, 2, 4, 8, 16, 32)),
+        "backlog": dict(seconds=60, rates=(5, 10, 15, 20)),
+        "decoupling": dict(rate=50, seconds=30, kill_after_s=5, down_s=10),
+        "peak-shaving": dict(burst_rate=500, write_rate=50, seconds=20, max_queue=500, users=800, shaved_users=200),
+        "pubsub": dict(rate=300, seconds=10, work_ms=10, users=60,
+                       runs=tuple((wiring, n) for wiring in ("competing", "fanout") for n in (1, 2, 4))),
+    },
 }
 
 
@@ -178,10 +186,18 @@ def peak_shaving_plan(size: str) -> dict:
     return shop_scenarios.peak_shaving_plan_for(SIZES[size]["peak-shaving"])
 
 
+def pubsub_plan(size: str) -> dict:
+    """Open loop, messages at 200 a second (default size) to consumers that spend 10 ms on each:
+    competing for one queue (1 and 4 consumers) or each subscribed to all (fanout, 4); the whole
+    matrix, 1, 2 and 4 of each, at workshop size (section 4, load/message_queues/shop_scenarios.py)."""
+    return shop_scenarios.pubsub_plan_for(SIZES[size]["pubsub"])
+
+
 SCENARIOS = {
     "latency": Scenario(latency_plan, register, registration_latency),
     "saturation": Scenario(saturation_plan, register, registration_rate),
     "backlog": Scenario(backlog_plan, register, email_delay),
     "decoupling": Scenario(decoupling_plan, shop_scenarios.decouple, shop_scenarios.decoupling_headline),
     "peak-shaving": Scenario(peak_shaving_plan, shop_scenarios.shave, shop_scenarios.shaving_headline),
+    "pubsub": Scenario(pubsub_plan, shop_scenarios.fan, shop_scenarios.pubsub_headline),
 }

@@ -1,4 +1,4 @@
-"""Orders for sections 2 and 3, open loop (``--arrival-rate``), by hand or from the scenarios:
+"""Orders and messages for sections 2 to 4, open loop (``--arrival-rate``), by hand or from scenarios:
 
 - decoupling: each arrival places one order with the direct wiring (the host) and one with the
   queued wiring (``--queued-host``), named ``/orders direct`` and ``/orders queued``; a 409 (out of
@@ -6,6 +6,7 @@
   plum (queued), so that each wiring runs out of its own.
 - flash sale (``--sale``): each arrival buys one; ``/buy accepted`` (201, 202), ``/buy rejected``
   (429, the queue full) and failures (503, or no answer within 2 s) apart.
+- news (``--news``): each arrival posts one message to a publisher (section 4).
 
     locust -f load/message_queues/shop_locustfile.py --host http://127.0.0.1:8000 --sale
 """
@@ -20,6 +21,7 @@ from load.recorder import Paced
 def _options(parser):
     parser.add_argument("--queued-host", default="", help="the queued order service (decoupling)")
     parser.add_argument("--sale", action="store_true", help="buy from a flash sale instead")
+    parser.add_argument("--news", action="store_true", help="post messages to a publisher instead (section 4)")
 
 
 class Shopper(Paced, FastHttpUser):
@@ -47,6 +49,9 @@ class Shopper(Paced, FastHttpUser):
         options = self.environment.parsed_options
         if options.sale:
             self.buy()
+            return
+        if options.news:
+            self.client.post("/messages", json={"text": "hello"}, name="/messages")
             return
         scarce = random.random() < 0.25
         self.order("/orders", "/orders direct", "pear" if scarce else "apple")

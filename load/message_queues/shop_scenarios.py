@@ -8,6 +8,8 @@
 - ``peak-shaving`` (open loop): a burst of ``burst_rate`` purchases a second at a writer that takes
   ``write_rate``; direct (every request waits for the writer), shaved (a bounded queue, 429 when
   full, a consumer at the writer's rate), and shaved with the consumer SIGKILLed mid-burst.
+- ``pubsub`` (open loop): messages at a fixed rate to 1, 2 or 4 consumers that compete for one
+  queue or each subscribe to all; what they handle a second, each message counted per receipt.
 """
 import csv
 import json
@@ -16,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from demos.message_queues import flash_sale, orders
+from demos.message_queues import flash_sale, orders, pubsub
 from demos.message_queues.store import Database
 from load.harness import Run, get_json, http_ready, log_ready
 from load.servers import free_port
@@ -163,3 +165,51 @@ def shaving_headline(run: Run) -> str:
     return (f"{audit['written']} written ({audit.get('accepted', '-')} accepted, {audit.get('rejected', '-')} rejected,"
             f" lost {run.notes.get('lost', '-')}); rejection p99 {rejected.get('p99_ms')} ms; "
             f"{summary.get('/buy', {}).get('failures', 0)} failed")
+
+
+# --- section 4: point-to-point against publish/subscribe ---------------------------------------
+
+def pubsub_plan_for(plan: dict) -> dict:
+    return {f"{wiring}-c{consumers}": dict(wiring=wiring, consumers=consumers, rate=plan["rate"],
+                                           seconds=plan["seconds"], work_ms=plan["work_ms"], users=plan["users"],
+                                           loop="open")
+            for wiring, consumers in plan["runs"]}
+
+
+def fan(run: Run) -> None:
+    """N consumers (competing for one queue, or each subscribed), a publisher, Locust's messages;
+    then the wait until every consumer has what it should, and every receipt in received.csv."""
+    p = run.params
+    env = shop_env(run)
+    names = [f"c{k}" for k in range(1, p["consumers"] + 1)]
+    for name in names:
+        run.service(f"consumer-{name}", [sys.executable, "-m", "demos.message_queues.pubsub", "consume", "--wiring",
+                                         p["wiring"], "--name", name, "--work-ms", str(p["work_ms"])],
+                    env=env, ready=log_ready(run.dir / "logs" / f"consumer-{name}.log", "worker ready"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    run.service("publisher", [sys.executable, "-m", "demos.message_queues.pubsub", "serve", "--wiring", p["wiring"],
+                              "--port", str(port)], env=env, ready=http_ready(f"{url}/health"))
+    run.notes["broker_url"] = env["BROKER_URL"] or "filesystem (embedded default)"
+    run.locust(LOCUSTFILE, host=url, users=p["users"], run_time_s=p["seconds"], arrival_rate=p["rate"],
+               extra_args=("--news",))
+    published = get_json(f"{url}/stats")["published"]
+    got = lambda: {name: pubsub.received(env["DATA_DIR"], name) for name in names}   # noqa: E731
+    if p["wiring"] == "competing":
+        done = lambda: sum(len(numbers) for numbers in got().values()) >= published   # noqa: E731
+    else:
+        done = lambda: all(len(numbers) >= published for numbers in got().values())   # noqa: E731
+    run.notes["drain_s"] = wait_until(done, 60)
+    run.notes["published"] = published
+    rows = []
+    for name in names:
+        path = Path(env["DATA_DIR"]) / f"received-{name}.csv"
+        if path.exists():
+            rows += [line.split(",") for line in path.read_text().splitlines() if line.strip()]
+    write_rows(run.dir / "received.csv", ["n", "consumer", "pid", "received_at"], rows)
+
+
+def pubsub_headline(run: Run) -> str:
+    rows = (run.dir / "received.csv").read_text().splitlines()[1:]
+    return (f"{run.notes['published']} published, {len(rows)} received by {run.params['consumers']} consumer(s), "
+            f"the last {run.notes['drain_s']} s after the load")

@@ -1,6 +1,7 @@
 """Section 4: competing consumers share the work (each message once); a subscriber SIGKILLed and
-away for 5 s gets nothing it missed on a fanout (Redis PUB/SUB, RabbitMQ's auto-deleted queue) and
-everything with a durable queue per subscriber, on Redis and on RabbitMQ."""
+away for 5 s gets nothing it missed on kombu's fanout over Redis (PUB/SUB) and everything with a
+durable queue per subscriber, on Redis and on RabbitMQ. (RabbitMQ's fanout with an auto-deleted queue
+loses them the same way: add ("rabbitmq", "fanout", False) to see it; left out to save CI time.)"""
 import sys
 import time
 import uuid
@@ -66,7 +67,7 @@ def test_competing_consumers_get_each_message_once(news, post, request, broker):
 
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("broker, wiring, gets_what_it_missed", [
-    ("redis", "fanout", False), ("rabbitmq", "fanout", False), ("redis", "durable", True), ("rabbitmq", "durable", True)])
+    ("redis", "fanout", False), ("redis", "durable", True), ("rabbitmq", "durable", True)])
 def test_a_subscriber_away_gets_what_it_missed_only_with_its_own_durable_queue(
         news, post, request, broker, wiring, gets_what_it_missed):
     running = news(wiring, request.getfixturevalue(f"{broker}_url"))

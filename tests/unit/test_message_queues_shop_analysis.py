@@ -48,3 +48,24 @@ def test_the_audit_adds_up_only_when_every_count_agrees():
     assert not analysis.adds_up(audit_row(inventory_deducted=[6]))             # a deduction without its order
     assert not analysis.adds_up(audit_row(confirmed=[7, 7], deducted=[5, 4], cancelled=[2, 2], undecided=[0, 0],
                                           inventory_deducted=[5, 4], inventory_cancelled=[2, 2]))
+
+
+def pubsub_run(tmp_path, wiring, consumers, published, received):
+    (tmp_path / "received.csv").write_text("n,consumer,pid,received_at\n" + "".join(
+        f"{n},{consumer},1,{t}\n" for n, consumer, t in received))
+    return {"dir": tmp_path, "params": {"wiring": wiring, "consumers": consumers}, "notes": {"published": published}}
+
+
+def test_competing_consumers_count_a_message_given_twice_and_one_never_given(tmp_path):
+    run = pubsub_run(tmp_path, "competing", 2, 4, [(1, "c1", 0.0), (2, "c2", 0.5), (2, "c1", 1.0)])
+    measured = analysis.pubsub_measure(run)
+    assert (measured["repeats"], measured["missing"]) == (1, 2)
+    assert measured["per_s"] == 2.0 and measured["deliveries_per_message"] == 0.75
+
+
+def test_a_fanout_counts_per_subscriber_and_a_subscriber_that_got_nothing(tmp_path):
+    run = pubsub_run(tmp_path, "fanout", 3, 2, [(1, "c1", 0.0), (2, "c1", 1.0), (1, "c2", 0.0), (1, "c2", 0.5)])
+    measured = analysis.pubsub_measure(run)
+    assert measured["repeats"] == 1                       # c2 got 1 twice
+    assert measured["missing"] == 1 + 2                   # c2 lacks 2; c3 never got anything
+    assert measured["deliveries_per_message"] == 2.0
