@@ -382,3 +382,40 @@ def claim_pubsub(claims: results.Claims, rows: list[dict]) -> None:
         claims.add(f"{row['wiring']}, {n} consumers: messages missing or repeated",
                    [m + r for m, r in zip(row["missing"], row["repeats"])], id="4.7", unit="messages", digits=0,
                    match="exact", **where)
+
+
+# --- section 5: a log pipeline -----------------------------------------------------------------
+
+def log_measure(run: dict) -> dict:
+    times = results.response_times_ms(run, "/page")
+    samples = results.read_samples(run, "queue")
+    audit = results.read_json(Path(run["dir"]) / "audit.json")
+    return {"median_ms": results.percentile(times, 0.5), "p99_ms": results.percentile(times, 0.99),
+            "peak_queue": max((sample["queue_length"] for sample in samples), default=0),
+            "shipped": audit["app"]["shipped"], "dropped": audit["app"]["dropped"],
+            "lost": run["notes"].get("lost", 0), "drain_s": run["notes"].get("drain_s", math.nan)}
+
+
+def log_rows(runs: list[dict]) -> dict[str, dict]:
+    """The log-pipeline scenario by run name (no-aggregator, slow-aggregator): the application's
+    median and p99 (ms), the queue's peak, lines shipped, dropped and lost, the drain (s)."""
+    by_name: dict[str, list[dict]] = {}
+    for run in runs:
+        by_name.setdefault(run["run"], []).append(run)
+    return {name: results.per_repetition(group, ("aggregator",), log_measure)[0] for name, group in by_name.items()}
+
+
+def claim_logs(claims: results.Claims, rows: dict[str, dict]) -> None:
+    """Ledger 4.8: a slow aggregator does not slow the application; how far the backlog grew; what a
+    SIGKILLed aggregator lost on the run's broker."""
+    slow, alone = rows["slow-aggregator"], rows["no-aggregator"]
+    where = _where(slow)
+    claims.add("application p99, slow aggregator / no aggregator", results.paired_ratios(slow, alone, "p99_ms"),
+               id="4.8", article="1x", unit="x", digits=2, **where)
+    for name, row in rows.items():
+        claims.add(f"application p99, {name}", row["p99_ms"], unit="ms", **_where(row))
+    claims.add("slow aggregator: lines waiting in the queue at the peak", slow["peak_queue"], id="4.8", unit="lines",
+               digits=0, **where)
+    claims.add(f"slow aggregator SIGKILLed: lines lost on {slow['runs'][0]['notes'].get('broker_url', 'the broker')}",
+               slow["lost"], id="4.8", unit="lines", digits=0, **where)
+    claims.add("slow aggregator: backlog drained after the load", slow["drain_s"], unit="s", **where)

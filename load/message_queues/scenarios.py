@@ -35,6 +35,7 @@ SIZES = {
         "peak-shaving": dict(burst_rate=500, write_rate=50, seconds=1, max_queue=50, users=300, shaved_users=50,
                              skip=("direct", "shaved-kill")),
         "pubsub": dict(rate=100, seconds=1, work_ms=10, users=20, runs=(("competing", 2),)),
+        "log-pipeline": dict(rate=50, seconds=2, users=100, slow_work_ms=10, kill_after_s=1.5),
     },
     "default": {
         "latency": dict(seconds=3),
@@ -44,6 +45,7 @@ SIZES = {
         "peak-shaving": dict(burst_rate=500, write_rate=50, seconds=2, max_queue=50, users=500, shaved_users=50),
         "pubsub": dict(rate=200, seconds=2, work_ms=10, users=400,
                        runs=(("competing", 1), ("competing", 4), ("fanout", 4))),
+        "log-pipeline": dict(rate=100, seconds=3, users=200, slow_work_ms=20, kill_after_s=2),
     },
     "workshop": {
         "latency": dict(seconds=30),
@@ -53,6 +55,7 @@ SIZES = {
         "peak-shaving": dict(burst_rate=500, write_rate=50, seconds=20, max_queue=500, users=800, shaved_users=200),
         "pubsub": dict(rate=300, seconds=10, work_ms=10, users=60,
                        runs=tuple((wiring, n) for wiring in ("competing", "fanout") for n in (1, 2, 4))),
+        "log-pipeline": dict(rate=200, seconds=20, users=400, slow_work_ms=10, kill_after_s=8),
     },
 }
 
@@ -193,6 +196,13 @@ def pubsub_plan(size: str) -> dict:
     return shop_scenarios.pubsub_plan_for(SIZES[size]["pubsub"])
 
 
+def log_pipeline_plan(size: str) -> dict:
+    """Open loop, 100 requests a second (default size), each logging a line shipped through the
+    broker: with no aggregator, and with one at 20 ms a line (half the rate) SIGKILLed for a
+    second: the application's latency, the backlog, what the kill lost (section 5)."""
+    return shop_scenarios.log_pipeline_plan_for(SIZES[size]["log-pipeline"])
+
+
 SCENARIOS = {
     "latency": Scenario(latency_plan, register, registration_latency),
     "saturation": Scenario(saturation_plan, register, registration_rate),
@@ -200,4 +210,5 @@ SCENARIOS = {
     "decoupling": Scenario(decoupling_plan, shop_scenarios.decouple, shop_scenarios.decoupling_headline),
     "peak-shaving": Scenario(peak_shaving_plan, shop_scenarios.shave, shop_scenarios.shaving_headline),
     "pubsub": Scenario(pubsub_plan, shop_scenarios.fan, shop_scenarios.pubsub_headline),
+    "log-pipeline": Scenario(log_pipeline_plan, shop_scenarios.ship_logs, shop_scenarios.logs_headline),
 }

@@ -1,4 +1,4 @@
-"""Orders and messages for sections 2 to 4, open loop (``--arrival-rate``), by hand or from scenarios:
+"""Orders, messages and pages for sections 2 to 5, open loop (``--arrival-rate``), by hand or from scenarios:
 
 - decoupling: each arrival places one order with the direct wiring (the host) and one with the
   queued wiring (``--queued-host``), named ``/orders direct`` and ``/orders queued``; a 409 (out of
@@ -7,6 +7,7 @@
 - flash sale (``--sale``): each arrival buys one; ``/buy accepted`` (201, 202), ``/buy rejected``
   (429, the queue full) and failures (503, or no answer within 2 s) apart.
 - news (``--news``): each arrival posts one message to a publisher (section 4).
+- logs (``--logs``): each arrival requests a page of the logging application (section 5).
 
     locust -f load/message_queues/shop_locustfile.py --host http://127.0.0.1:8000 --sale
 """
@@ -22,6 +23,7 @@ def _options(parser):
     parser.add_argument("--queued-host", default="", help="the queued order service (decoupling)")
     parser.add_argument("--sale", action="store_true", help="buy from a flash sale instead")
     parser.add_argument("--news", action="store_true", help="post messages to a publisher instead (section 4)")
+    parser.add_argument("--logs", action="store_true", help="request pages of a logging application (section 5)")
 
 
 class Shopper(Paced, FastHttpUser):
@@ -52,6 +54,9 @@ class Shopper(Paced, FastHttpUser):
             return
         if options.news:
             self.client.post("/messages", json={"text": "hello"}, name="/messages")
+            return
+        if options.logs:
+            self.client.get("/page", name="/page")
             return
         scarce = random.random() < 0.25
         self.order("/orders", "/orders direct", "pear" if scarce else "apple")

@@ -10,6 +10,9 @@
   full, a consumer at the writer's rate), and shaved with the consumer SIGKILLed mid-burst.
 - ``pubsub`` (open loop): messages at a fixed rate to 1, 2 or 4 consumers that compete for one
   queue or each subscribe to all; what they handle a second, each message counted per receipt.
+- ``log-pipeline`` (open loop): an application shipping a log line a request through the broker,
+  with no aggregator and with a slow one (SIGKILLed for a second): the application's latency, the
+  backlog, what the kill lost.
 """
 import csv
 import json
@@ -18,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from demos.message_queues import flash_sale, orders, pubsub
+from demos.message_queues import flash_sale, logs, orders, pubsub
 from demos.message_queues.store import Database
-from load.harness import Run, get_json, http_ready, log_ready
+from load.harness import Run, get_json, headline_for, http_ready, log_ready
 from load.servers import free_port
 
 LOCUSTFILE = Path(__file__).with_name("shop_locustfile.py")
@@ -51,7 +54,7 @@ def write_rows(path: Path, header: list[str], rows) -> None:
 def decoupling_plan_for(plan: dict) -> dict:
     rate, seconds = plan["rate"], plan["seconds"]
     scarce = int(0.25 * rate * seconds / 2)   # half the scarce orders a wiring gets: the rest run out
-    return {"both-wirings": dict(rate=rate, seconds=seconds, users=max(10, 2 * rate), loop="open",
+    return {"both-wirings": dict(rate=rate, seconds=seconds, users=max(10, 10 * rate), loop="open",
                                  kill_after_s=plan["kill_after_s"], down_s=plan["down_s"], scarce_stock=scarce,
                                  expect={"failures": "the direct wiring's orders fail while inventory is down"})}
 
@@ -213,3 +216,63 @@ def pubsub_headline(run: Run) -> str:
     rows = (run.dir / "received.csv").read_text().splitlines()[1:]
     return (f"{run.notes['published']} published, {len(rows)} received by {run.params['consumers']} consumer(s), "
             f"the last {run.notes['drain_s']} s after the load")
+
+
+# --- section 5: a log pipeline -----------------------------------------------------------------
+
+def log_pipeline_plan_for(plan: dict) -> dict:
+    common = dict(rate=plan["rate"], seconds=plan["seconds"], users=plan["users"], loop="open")
+    return {"no-aggregator": dict(common, aggregator=False),
+            "slow-aggregator": dict(common, aggregator=True, work_ms=plan["slow_work_ms"],
+                                    kill_after_s=plan["kill_after_s"])}
+
+
+def ship_logs(run: Run) -> None:
+    """The application under open-loop requests, with no aggregator or a slow one SIGKILLed for a
+    second mid-run; the queue sampled; then (with an aggregator) the wait until the backlog is
+    gone, and what was shipped against what was counted."""
+    p = run.params
+    env = shop_env(run)
+    aggregator = None
+    if p["aggregator"]:
+        aggregator = run.service("aggregator", [sys.executable, "-m", "demos.message_queues.logs", "aggregate",
+                                                "--work-ms", str(p["work_ms"])],
+                                 env=env, ready=log_ready(run.dir / "logs" / "aggregator.log", "worker ready"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    run.service("app", [sys.executable, "-m", "demos.message_queues.logs", "app", "--port", str(port)],
+                env=env, ready=http_ready(f"{url}/health"))
+    run.notes["broker_url"] = env["BROKER_URL"] or "filesystem (embedded default)"
+    with run.sampling(f"{url}/stats", every_s=0.25, name="queue"):
+        if aggregator is not None:
+            with run.fault(aggregator, kill_after_s=p["kill_after_s"], down_s=1.0):
+                run.locust(LOCUSTFILE, host=url, users=p["users"], run_time_s=p["seconds"], arrival_rate=p["rate"],
+                           extra_args=("--logs",))
+            database = Database(f"sqlite:///{run.dir / 'data' / 'logs.db'}", schema=logs.SCHEMA)
+            counted = lambda: logs.Aggregator(database).audit()["lines"]   # noqa: E731
+            stats = lambda: get_json(f"{url}/stats")   # noqa: E731
+            run.notes["drain_s"] = wait_until(lambda: stats()["waiting"] == 0 and (
+                counted() >= stats()["shipped"] or (stats()["queue_length"] == 0 and quiet(counted))), 60)
+        else:
+            run.locust(LOCUSTFILE, host=url, users=p["users"], run_time_s=p["seconds"], arrival_rate=p["rate"],
+                       extra_args=("--logs",))
+    audit = {"app": get_json(f"{url}/stats")}
+    if aggregator is not None:
+        audit["aggregator"] = logs.Aggregator(database).audit()
+        run.notes["lost"] = audit["app"]["shipped"] - audit["aggregator"]["lines"]
+    run.save_json("audit", audit)
+
+
+def quiet(count, for_s: float = 1.0) -> bool:
+    """``count()`` the same before and after ``for_s`` seconds."""
+    before = count()
+    time.sleep(for_s)
+    return count() == before
+
+
+def logs_headline(run: Run) -> str:
+    audit = json.loads((run.dir / "audit.json").read_text())
+    line = f"{headline_for(run, '/page', 'page')}; {audit['app']['shipped']} lines shipped"
+    if "aggregator" in audit:
+        line += f", {audit['aggregator']['lines']} counted (lost {run.notes['lost']}), drained {run.notes['drain_s']} s after"
+    return line

@@ -1,7 +1,7 @@
 """Chapter 4's notebook renders its figures and claims.csv from a result set."""
 
 SLUG = "04-message-queues"
-FIGURES = ["latency.png", "throughput.png", "threads.png", "backlog.png", "decoupling.png", "peak-shaving.png", "pubsub.png"]
+FIGURES = ["latency.png", "throughput.png", "threads.png", "backlog.png", "decoupling.png", "peak-shaving.png", "pubsub.png", "log-pipeline.png"]
 
 
 def test_notebook_writes_the_named_figures_and_the_ledger_claims(rendered_claims):
@@ -9,7 +9,7 @@ def test_notebook_writes_the_named_figures_and_the_ledger_claims(rendered_claims
     by_id = {}
     for row in claims:
         by_id.setdefault(row["id"], []).append(row)
-    assert set(by_id) == {"", "4.1", "4.2", "4.3", "4.4", "4.5", "4.6", "4.7"}
+    assert set(by_id) == {"", "4.1", "4.2", "4.3", "4.4", "4.5", "4.6", "4.7", "4.8"}
     assert [row["article"] for row in by_id["4.1"]] == ["150", "100", "50"]
     assert [row["article"] for row in by_id["4.2"]] == ["7", "10", "20"]
     assert [row["article"] for row in by_id["4.3"]] == ["3x", "2x"]
@@ -24,4 +24,6 @@ def test_notebook_writes_the_named_figures_and_the_ledger_claims(rendered_claims
     # section 4 (smoke: two competing consumers): their throughput, and nothing missing or repeated
     assert [(row["unit"], row["measured"] if row["match"] == "exact" else "") for row in by_id["4.7"]] == [
         ("/s", ""), ("messages", "0")]
+    # section 5: the application's p99 with a slow aggregator over without, the backlog, the loss
+    assert [row["unit"] for row in by_id["4.8"]] == ["x", "lines", "lines"]
 

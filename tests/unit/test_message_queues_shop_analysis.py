@@ -69,3 +69,18 @@ def test_a_fanout_counts_per_subscriber_and_a_subscriber_that_got_nothing(tmp_pa
     assert measured["repeats"] == 1                       # c2 got 1 twice
     assert measured["missing"] == 1 + 2                   # c2 lacks 2; c3 never got anything
     assert measured["deliveries_per_message"] == 2.0
+
+
+def test_the_log_claims_pair_the_repetitions(tmp_path):
+    from load import results
+    rows = {"slow-aggregator": {"runs": [{"scenario": "log-pipeline", "size": "smoke", "repetition": r,
+                                          "notes": {"broker_url": "filesystem"}} for r in (1, 2)],
+                                "p99_ms": [20.0, 30.0], "peak_queue": [100, 120], "lost": [1, 0], "drain_s": [2.0, 3.0]},
+            "no-aggregator": {"runs": [{"scenario": "log-pipeline", "size": "smoke", "repetition": r} for r in (1, 2)],
+                              "p99_ms": [10.0, 30.0]}}
+    claims = results.Claims()
+    analysis.claim_logs(claims, rows)
+    ratio = claims.rows[0]
+    assert (ratio["id"], ratio["low"], ratio["high"]) == ("4.8", "1.00", "2.00")
+    assert [row["claim"] for row in claims.rows if row["id"] == "4.8"][1:] == [
+        "slow aggregator: lines waiting in the queue at the peak", "slow aggregator SIGKILLed: lines lost on filesystem"]
