@@ -42,10 +42,10 @@ SIZES = {
         "saturation": dict(seconds=4, threads=(1, 16)),
         "backlog": dict(seconds=8, rates=(5, 15)),
         "decoupling": dict(rate=20, seconds=15, kill_after_s=3.5, down_s=10),
-        "peak-shaving": dict(burst_rate=500, write_rate=50, seconds=2, max_queue=50, users=500, shaved_users=50),
+        "peak-shaving": dict(burst_rate=500, write_rate=50, seconds=3, max_queue=50, users=500, shaved_users=50),
         "pubsub": dict(rate=200, seconds=2, work_ms=10, users=400,
                        runs=(("competing", 1), ("competing", 4), ("fanout", 4))),
-        "log-pipeline": dict(rate=100, seconds=3, users=200, slow_work_ms=20, kill_after_s=2),
+        "log-pipeline": dict(rate=100, seconds=4, users=400, slow_work_ms=20, kill_after_s=3),
     },
     "workshop": {
         "latency": dict(seconds=30),

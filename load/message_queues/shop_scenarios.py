@@ -131,7 +131,8 @@ def shave(run: Run) -> None:
     run.notes["broker_url"] = env["BROKER_URL"] or "filesystem (embedded default)"
     with run.sampling(f"{url}/stats", every_s=0.25, name="queue"):
         if p.get("kill_consumer"):
-            with run.fault(consumer, kill_after_s=p["seconds"] / 2, down_s=1.0):
+            # Locust takes a second or two to start and spawn: the kill falls in the burst's second half
+            with run.fault(consumer, kill_after_s=p["seconds"] / 2 + 1, down_s=1.0):
                 run.locust(LOCUSTFILE, host=url, users=p["users"], run_time_s=p["seconds"],
                            arrival_rate=p["burst_rate"], extra_args=("--sale",))
         else:
