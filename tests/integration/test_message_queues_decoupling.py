@@ -37,8 +37,9 @@ class Shop:
         self.lives += 1
         name = f"inventory-{self.lives}"
         log = self.folder / f"{name}.log"
-        ready = (log_ready(log, "worker ready") if "--consume" in args
-                 else http_ready(f"{self.inventory_url}/health"))
+        serving = http_ready(f"{self.inventory_url}/health")
+        consuming = log_ready(log, "worker ready")   # printed by the consumer thread, maybe before HTTP listens
+        ready = (lambda: consuming() and serving()) if "--consume" in args else serving
         service = Service(name, [sys.executable, "-m", "demos.message_queues.inventory",
                                  "--port", str(self.inventory_port), *args], log_path=log, ready=ready, env=self.env)
         self.services.append(service)
