@@ -217,11 +217,17 @@ def decoupling_rows(runs: list[dict]) -> list[dict]:
     return results.per_repetition(runs, ("rate",), decoupling_measure)
 
 
+def adds_up_each(row: dict) -> list[int]:
+    """Per repetition, 1 when every confirmed order was deducted or cancelled as inventory counted
+    them too, and none left undecided; else 0."""
+    return [int(c == d + x and d == i_d and x == i_x and u == 0) for c, d, x, u, i_d, i_x in zip(
+        row["confirmed"], row["deducted"], row["cancelled"], row["undecided"],
+        row["inventory_deducted"], row["inventory_cancelled"])]
+
+
 def adds_up(row: dict) -> bool:
     """Every confirmed order deducted or cancelled, as inventory counted them, in every repetition."""
-    return all(c == d + x and d == i_d and x == i_x and u == 0 for c, d, x, u, i_d, i_x in zip(
-        row["confirmed"], row["deducted"], row["cancelled"], row["undecided"],
-        row["inventory_deducted"], row["inventory_cancelled"]))
+    return all(adds_up_each(row))
 
 
 def claim_decoupling(claims: results.Claims, rows: list[dict]) -> None:
@@ -232,7 +238,7 @@ def claim_decoupling(claims: results.Claims, rows: list[dict]) -> None:
             claims.add(f"{wiring} wiring: orders taken while inventory was down", row[f"{wiring}_during"], id="4.5",
                        unit="%", digits=0, **where)
         claims.add("queued wiring: confirmed orders deducted or cancelled, none left over (1 = adds up)",
-                   1 if adds_up(row) else 0, id="4.5", unit="", digits=0, match="exact", **where)
+                   adds_up_each(row), id="4.5", unit="", digits=0, match="exact", **where)
         claims.add("queued wiring: backlog drained after the load", row["drain_s"], id="4.5", unit="s", **where)
         claims.add("queued wiring: confirmed orders", row["confirmed"], unit="orders", digits=0, **where)
         claims.add("queued wiring: cancelled (out of stock)", row["cancelled"], unit="orders", digits=0, **where)
