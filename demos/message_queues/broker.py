@@ -48,7 +48,7 @@ def connect(broker_url: str, visibility_timeout_s: float = 30) -> Connection:
             # taken messages are moved here (an atomic rename, so two workers never share one)
             "store_processed": True,
             "processed_folder": os.path.join(folder, "processed"),
-            # exchange-to-queue bindings (chapter 5's events), kept with the broker's files, not in the cwd
+            # exchange-to-queue bindings (fanout, direct with several queues), shared by every process
             "control_folder": os.path.join(folder, "control"),
             "polling_interval": 0.01,
         })

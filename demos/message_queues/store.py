@@ -97,8 +97,8 @@ def redacted(database_url: str) -> str:
 
 class Database:
     def __init__(self, database_url: str, write_latency_s: float = 0.0, schema: str = SCHEMA):
-        """``schema``: the tables to create (``{id}`` stands for the dialect's primary key); another
-        chapter's services pass their own."""
+        """``schema``: the tables to create (``{id}`` stands for the dialect's primary key): the
+        registration's by default, another section's or chapter's own when given."""
         self.url = database_url
         self.kind = dialect_of(database_url)
         self.dialect = DIALECTS[self.kind]

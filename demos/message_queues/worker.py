@@ -84,13 +84,14 @@ def main() -> None:
     print("worker stopped", flush=True)
 
 
-def consume(connection, job_queues: list, handle, stopping: list) -> None:
+def consume(connection, job_queues: list, handle, stopping: list, poll_s: float = 1.0) -> None:
+    """Consume until ``stopping`` is non-empty, looking at it every ``poll_s`` while idle."""
     with connection.Consumer(job_queues, callbacks=[handle], accept=["json"], prefetch_count=1):
         print(f"worker ready: consuming {', '.join(q.name for q in job_queues)} "
               f"from {connection.as_uri()}", flush=True)
         while not stopping:
             try:
-                connection.drain_events(timeout=1)
+                connection.drain_events(timeout=poll_s)
             except socket.timeout:
                 connection.heartbeat_check()
 

@@ -159,3 +159,269 @@ def claim_backlog(claims: results.Claims, rows: list[dict]) -> None:
             claims.add(f"backlog drained after the load stopped, {at}", row["drain_s"], id="4.4", unit="s",
                        **where)
         claims.add(f"queued registration answered, median, {at}", row["answered_ms"], unit="ms", **where)
+
+
+# --- section 2: decoupling -------------------------------------------------------------------
+
+WIRINGS = ("direct", "queued")
+
+
+def outage(run: dict) -> tuple[float, float]:
+    """When the fault's target was killed and when it answered again (epoch seconds)."""
+    fault = run["notes"]["faults"][0]
+    return fault["killed_at"], fault["ready_at"] or fault["restarted_at"]
+
+
+def per_second(rows: list[dict], t0: float) -> tuple[list[int], list[float], list[float]]:
+    """Raw requests binned by the second they started (since ``t0``): the seconds, the fraction
+    that succeeded, and the median latency (ms) of those that did (nan when none did)."""
+    bins: dict[int, list[dict]] = {}
+    for row in rows:
+        bins.setdefault(int(row["start_time"] - t0), []).append(row)
+    seconds = sorted(bins)
+    ok = [[row["response_time_ms"] for row in bins[s] if row["ok"]] for s in seconds]
+    return (seconds, [len(times) / len(bins[s]) for s, times in zip(seconds, ok)],
+            [results.percentile(times, 0.5) if times else math.nan for times in ok])
+
+
+def success_between(rows: list[dict], start: float, end: float) -> float:
+    """The fraction of the requests started in [start, end) that succeeded (nan when none)."""
+    inside = [row["ok"] for row in rows if start <= row["start_time"] < end]
+    return sum(inside) / len(inside) if inside else math.nan
+
+
+def decoupling_measure(run: dict) -> dict:
+    raw = results.read_raw(Path(run["dir"]) / "raw")
+    killed, back = outage(run)
+    audit = results.read_json(Path(run["dir"]) / "audit.json")
+    queued, inventory = audit["queued"]["orders"], audit["inventory"]
+    backlog = results.read_samples(run, "backlog")
+    measured = {"confirmed": sum(queued.values()), "deducted": queued.get("deducted", 0),
+                "cancelled": queued.get("cancelled", 0), "undecided": queued.get("confirmed", 0),
+                "inventory_deducted": inventory["queued_outcomes"].get("deducted", 0),
+                "inventory_cancelled": inventory["queued_outcomes"].get("cancelled", 0),
+                "lowest_stock": min(inventory["stock"].values()), "redelivered": inventory["redelivered"],
+                "peak_backlog": max((sample["orders"].get("confirmed", 0) for sample in backlog), default=0),
+                "drain_s": run["notes"].get("drain_s", math.nan), "down_s": back - killed}
+    for wiring in WIRINGS:
+        rows = [row for row in raw if row["name"] == f"/orders {wiring}"]
+        measured[f"{wiring}_during"] = 100 * success_between(rows, killed, back)
+        measured[f"{wiring}_overall"] = 100 * success_between(rows, 0, math.inf)
+    return measured
+
+
+def decoupling_rows(runs: list[dict]) -> list[dict]:
+    """The decoupling scenario, one row: per wiring the success (%) while inventory was down and
+    over the run; the queued wiring's audit (confirmed, deducted, cancelled, undecided), the
+    lowest stock left, its backlog's peak and how long it took to drain after the load."""
+    return results.per_repetition(runs, ("rate",), decoupling_measure)
+
+
+def adds_up_each(row: dict) -> list[int]:
+    """Per repetition, 1 when every confirmed order was deducted or cancelled as inventory counted
+    them too, and none left undecided; else 0."""
+    return [int(c == d + x and d == i_d and x == i_x and u == 0) for c, d, x, u, i_d, i_x in zip(
+        row["confirmed"], row["deducted"], row["cancelled"], row["undecided"],
+        row["inventory_deducted"], row["inventory_cancelled"])]
+
+
+def adds_up(row: dict) -> bool:
+    """Every confirmed order deducted or cancelled, as inventory counted them, in every repetition."""
+    return all(adds_up_each(row))
+
+
+def claim_decoupling(claims: results.Claims, rows: list[dict]) -> None:
+    """Ledger 4.5: orders taken while inventory was down, per wiring, and the queued audit."""
+    for row in rows:
+        where = _where(row)
+        for wiring in WIRINGS:
+            claims.add(f"{wiring} wiring: orders taken while inventory was down", row[f"{wiring}_during"], id="4.5",
+                       unit="%", digits=0, **where)
+        claims.add("queued wiring: confirmed orders deducted or cancelled, none left over (1 = adds up)",
+                   adds_up_each(row), id="4.5", unit="", digits=0, match="exact", **where)
+        claims.add("queued wiring: backlog drained after the load", row["drain_s"], id="4.5", unit="s", **where)
+        claims.add("queued wiring: confirmed orders", row["confirmed"], unit="orders", digits=0, **where)
+        claims.add("queued wiring: cancelled (out of stock)", row["cancelled"], unit="orders", digits=0, **where)
+        claims.add("lowest stock left", row["lowest_stock"], unit="units", digits=0, **where)
+        claims.add("queued wiring: undecided orders at the peak", row["peak_backlog"], unit="orders", digits=0,
+                   **where)
+
+
+# --- section 3: peak shaving -----------------------------------------------------------------
+
+def read_sale_orders(run: dict) -> list[dict]:
+    return [{key: float(value) for key, value in row.items()}
+            for row in results.read_csv(Path(run["dir"]) / "orders.csv")]
+
+
+def rate_series(times: list[float], t0: float) -> tuple[list[int], list[int]]:
+    """Events per whole second since ``t0``, every second from the first to the last included."""
+    counts: dict[int, int] = {}
+    for t in times:
+        counts[int(t - t0)] = counts.get(int(t - t0), 0) + 1
+    if not counts:
+        return [], []
+    seconds = list(range(min(counts), max(counts) + 1))
+    return seconds, [counts.get(s, 0) for s in seconds]
+
+
+def flatness(written_at: list[float], rate: float) -> float:
+    """The largest deviation (%) of writes a second from ``rate`` over the whole seconds between the
+    first and the last write (the partial first and last seconds left out); nan when too short."""
+    if len(written_at) < 2:
+        return math.nan
+    seconds, counts = rate_series(written_at, min(written_at))
+    inner = counts[:-1]   # the last second is partial; the first starts at the first write
+    return max(abs(count - rate) / rate * 100 for count in inner) if inner else math.nan
+
+
+def shaving_measure(run: dict) -> dict:
+    raw = results.read_raw(Path(run["dir"]) / "raw")
+    orders = read_sale_orders(run)
+    rate = run["params"]["write_rate"]
+    audit = results.read_json(Path(run["dir"]) / "audit.json")
+    completion = [1000 * (row["written_at"] - row["accepted_at"]) for row in orders]
+    rejected = [row["response_time_ms"] for row in raw if row["ok"] and row["name"] == "/buy rejected"]
+    answered = [row["response_time_ms"] for row in raw if row["ok"]]
+    seconds = max(row["start_time"] for row in raw) - min(row["start_time"] for row in raw) if raw else math.nan
+    return {"requests": len(raw), "failed_pct": 100 * sum(not row["ok"] for row in raw) / max(1, len(raw)),
+            "arrivals_per_s": len(raw) / seconds if seconds else math.nan,
+            "written": audit["written"], "accepted": audit.get("accepted", audit["written"]),
+            "lost": run["notes"].get("lost", 0),
+            "writes_deviation_pct": flatness([row["written_at"] for row in orders], rate),
+            "rejection_p99_ms": results.percentile(rejected, 0.99) if rejected else math.nan,
+            "answered_p99_ms": results.percentile(answered, 0.99) if answered else math.nan,
+            "completion_median_ms": results.percentile(completion, 0.5) if completion else math.nan,
+            "completion_max_ms": max(completion, default=math.nan)}
+
+
+def shaving_rows(runs: list[dict]) -> dict[str, dict]:
+    """The peak-shaving scenario by run name (direct, shaved, shaved-kill where run)."""
+    by_name: dict[str, list[dict]] = {}
+    for run in runs:
+        by_name.setdefault(run["run"], []).append(run)
+    return {name: results.per_repetition(group, ("mode",), shaving_measure)[0] for name, group in by_name.items()}
+
+
+def claim_shaving(claims: results.Claims, rows: dict[str, dict]) -> None:
+    """Ledger 4.6: the direct version's failures, the shaved one's fast rejection, flat writes, and
+    what a killed consumer cost on the broker the run used."""
+    if "direct" in rows:
+        row = rows["direct"]
+        claims.add("direct: purchases failed (timeout or 503) in a burst of 10x the writer's rate", row["failed_pct"],
+                   id="4.6", unit="%", digits=0, **_where(row))
+        claims.add("direct: p99 of the purchases answered", row["answered_p99_ms"], unit="ms", digits=0, **_where(row))
+    if "shaved" in rows:
+        row = rows["shaved"]
+        claims.add("shaved: rejection (429) p99", row["rejection_p99_ms"], id="4.6", article="< 20", unit="ms",
+                   **_where(row))
+        claims.add("shaved: writes a second, largest deviation from the set rate", row["writes_deviation_pct"],
+                   id="4.6", article="< 10", unit="%", digits=0, **_where(row))
+        claims.add("shaved: accepted orders lost", row["lost"], id="4.6", unit="orders", digits=0, match="exact",
+                   **_where(row))
+        claims.add("shaved: accepted to written, median", row["completion_median_ms"], unit="ms", digits=0,
+                   **_where(row))
+        claims.add("shaved: accepted orders", row["accepted"], unit="orders", digits=0, **_where(row))
+    if "shaved-kill" in rows:
+        row = rows["shaved-kill"]
+        claims.add("shaved, consumer SIGKILLed mid-burst: accepted orders lost on "
+                   f"{row['runs'][0]['notes'].get('broker_url', 'the broker')}", row["lost"], unit="orders",
+                   digits=0, **_where(row))
+
+
+# --- section 4: point-to-point against publish/subscribe --------------------------------------
+
+PUBSUB_WIRINGS = ("competing", "fanout")
+
+
+def receipts(run: dict) -> list[dict]:
+    """Every message a consumer recorded: n, consumer, received_at."""
+    return [{"n": int(row["n"]), "consumer": row["consumer"], "received_at": float(row["received_at"])}
+            for row in results.read_csv(Path(run["dir"]) / "received.csv")]
+
+
+def handled_per_s(rows: list[dict]) -> float:
+    """Messages handled a second from the first receipt to the last (nan with fewer than two)."""
+    if len(rows) < 2:
+        return math.nan
+    times = [row["received_at"] for row in rows]
+    return (len(rows) - 1) / (max(times) - min(times)) if max(times) > min(times) else math.nan
+
+
+def pubsub_measure(run: dict) -> dict:
+    rows = receipts(run)
+    published = run["notes"]["published"]
+    by_consumer: dict[str, list[dict]] = {}
+    for row in rows:
+        by_consumer.setdefault(row["consumer"], []).append(row)
+    if run["params"]["wiring"] == "competing":   # each message to one consumer, once
+        missing = published - len({row["n"] for row in rows})
+        repeats = len(rows) - len({row["n"] for row in rows})
+    else:                                          # each message to every subscriber, once
+        repeats = sum(len(got) - len({row["n"] for row in got}) for got in by_consumer.values())
+        missing = sum(published - len({row["n"] for row in got}) for got in by_consumer.values()) + \
+            published * (run["params"]["consumers"] - len(by_consumer))
+    return {"published": published, "per_s": handled_per_s(rows),   # every consumer's, together
+            "per_consumer_per_s": [handled_per_s(got) for got in by_consumer.values()],
+            "deliveries_per_message": len(rows) / published if published else math.nan,
+            "repeats": repeats, "missing": missing}
+
+
+def pubsub_rows(runs: list[dict]) -> list[dict]:
+    """The pubsub scenario, one row per (wiring, consumers): messages handled a second by all the
+    consumers together, deliveries per message published, repeats and messages missing."""
+    rows = results.per_repetition(runs, ("wiring", "consumers"), pubsub_measure)
+    return sorted(rows, key=lambda row: (PUBSUB_WIRINGS.index(row["wiring"]), row["consumers"]))
+
+
+def claim_pubsub(claims: results.Claims, rows: list[dict]) -> None:
+    """Ledger 4.7: competing consumers share the work (throughput with consumers, each message once);
+    a fanout hands every message to every subscriber."""
+    for row in rows:
+        where, n = _where(row), row["consumers"]
+        if row["wiring"] == "competing":
+            claims.add(f"competing consumers, {n}: messages handled a second", row["per_s"], id="4.7", unit="/s",
+                       digits=0, **where)
+        else:
+            claims.add(f"fanout, {n} subscribers: deliveries per message published", row["deliveries_per_message"],
+                       id="4.7", article=str(n), unit="x", digits=2, **where)
+        claims.add(f"{row['wiring']}, {n} consumers: messages missing or repeated",
+                   [m + r for m, r in zip(row["missing"], row["repeats"])], id="4.7", unit="messages", digits=0,
+                   match="exact", **where)
+
+
+# --- section 5: a log pipeline -----------------------------------------------------------------
+
+def log_measure(run: dict) -> dict:
+    times = results.response_times_ms(run, "/page")
+    samples = results.read_samples(run, "queue")
+    audit = results.read_json(Path(run["dir"]) / "audit.json")
+    return {"median_ms": results.percentile(times, 0.5), "p99_ms": results.percentile(times, 0.99),
+            "peak_queue": max((sample["queue_length"] for sample in samples), default=0),
+            "shipped": audit["app"]["shipped"], "dropped": audit["app"]["dropped"],
+            "lost": run["notes"].get("lost", 0), "drain_s": run["notes"].get("drain_s", math.nan)}
+
+
+def log_rows(runs: list[dict]) -> dict[str, dict]:
+    """The log-pipeline scenario by run name (no-aggregator, slow-aggregator): the application's
+    median and p99 (ms), the queue's peak, lines shipped, dropped and lost, the drain (s)."""
+    by_name: dict[str, list[dict]] = {}
+    for run in runs:
+        by_name.setdefault(run["run"], []).append(run)
+    return {name: results.per_repetition(group, ("aggregator",), log_measure)[0] for name, group in by_name.items()}
+
+
+def claim_logs(claims: results.Claims, rows: dict[str, dict]) -> None:
+    """Ledger 4.8: a slow aggregator does not slow the application; how far the backlog grew; what a
+    SIGKILLed aggregator lost on the run's broker."""
+    slow, alone = rows["slow-aggregator"], rows["no-aggregator"]
+    where = _where(slow)
+    claims.add("application p99, slow aggregator / no aggregator", results.paired_ratios(slow, alone, "p99_ms"),
+               id="4.8", article="1x", unit="x", digits=2, **where)
+    for name, row in rows.items():
+        claims.add(f"application p99, {name}", row["p99_ms"], unit="ms", **_where(row))
+    claims.add("slow aggregator: lines waiting in the queue at the peak", slow["peak_queue"], id="4.8", unit="lines",
+               digits=0, **where)
+    claims.add(f"slow aggregator SIGKILLed: lines lost on {slow['runs'][0]['notes'].get('broker_url', 'the broker')}",
+               slow["lost"], id="4.8", unit="lines", digits=0, **where)
+    claims.add("slow aggregator: backlog drained after the load", slow["drain_s"], unit="s", **where)

@@ -6,6 +6,7 @@
   never idle, the article's 7 / 10 / 20 a second for one thread, then with several threads.
 - ``backlog`` (open loop, Poisson arrivals): the queued variant's hidden cost, the time until the
   e-mail is really sent and the backlog over time, below and above what one worker can send.
+- ``decoupling`` and ``peak-shaving`` (open loop): sections 2 and 3, in shop_scenarios.py.
 """
 import csv
 import os
@@ -16,25 +17,46 @@ from pathlib import Path
 
 from demos.message_queues.store import Database, redacted
 from load.harness import Run, Scenario, get_json, headline_for, http_ready, log_ready
+from load.message_queues import shop_scenarios
 from load.servers import create_database, drop_database, free_port
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 VARIANTS = ("serial", "parallel", "queued")
 
 # One shape for every chapter: SIZES[size][scenario] holds what that scenario's plan needs.
+# Section 2's kill lasts 10 s at default, the article's outage; section 3's writer takes 50 a
+# second and the burst is 500 a second on every machine.
 SIZES = {
-    "smoke": dict(
-        latency=dict(seconds=2),
-        saturation=dict(seconds=2, threads=(1, 4)),
-        backlog=dict(seconds=3, rates=(5, 15))),
-    "default": dict(
-        latency=dict(seconds=8),
-        saturation=dict(seconds=8, threads=(1, 4, 16)),
-        backlog=dict(seconds=15, rates=(5, 15))),
-    "workshop": dict(
-        latency=dict(seconds=30),
-        saturation=dict(seconds=30, threads=(1, 2, 4, 8, 16, 32)),
-        backlog=dict(seconds=60, rates=(5, 10, 15, 20))),
+    "smoke": {
+        "latency": dict(seconds=1),
+        "saturation": dict(seconds=2, threads=(1,)),
+        "backlog": dict(seconds=3, rates=(5,)),
+        "decoupling": dict(rate=10, seconds=3, kill_after_s=2, down_s=1),
+        "peak-shaving": dict(burst_rate=500, write_rate=50, seconds=1, max_queue=50, users=300, shaved_users=50,
+                             skip=("direct", "shaved-kill")),
+        "pubsub": dict(rate=100, seconds=1, work_ms=10, users=20, runs=(("competing", 2),)),
+        "log-pipeline": dict(rate=50, seconds=2, users=100, slow_work_ms=10, kill_after_s=1.5),
+    },
+    "default": {
+        "latency": dict(seconds=3),
+        "saturation": dict(seconds=4, threads=(1, 16)),
+        "backlog": dict(seconds=8, rates=(5, 15)),
+        "decoupling": dict(rate=20, seconds=15, kill_after_s=3.5, down_s=10),
+        "peak-shaving": dict(burst_rate=500, write_rate=50, seconds=3, max_queue=50, users=500, shaved_users=50),
+        "pubsub": dict(rate=200, seconds=2, work_ms=10, users=400,
+                       runs=(("competing", 1), ("competing", 4), ("fanout", 4))),
+        "log-pipeline": dict(rate=100, seconds=4, users=400, slow_work_ms=20, kill_after_s=3),
+    },
+    "workshop": {
+        "latency": dict(seconds=30),
+        "saturation": dict(seconds=30, threads=(1, 2, 4, 8, 16, 32)),
+        "backlog": dict(seconds=60, rates=(5, 10, 15, 20)),
+        "decoupling": dict(rate=50, seconds=30, kill_after_s=5, down_s=10),
+        "peak-shaving": dict(burst_rate=500, write_rate=50, seconds=20, max_queue=500, users=800, shaved_users=200),
+        "pubsub": dict(rate=300, seconds=10, work_ms=10, users=60,
+                       runs=tuple((wiring, n) for wiring in ("competing", "fanout") for n in (1, 2, 4))),
+        "log-pipeline": dict(rate=200, seconds=20, users=400, slow_work_ms=10, kill_after_s=8),
+    },
 }
 
 
@@ -153,8 +175,40 @@ def write_timeline(run: Run) -> None:
         writer.writerows(rows)
 
 
+def decoupling_plan(size: str) -> dict:
+    """Open loop, both wirings at once on one inventory, SIGKILLed for 10 s (default size): the
+    direct call's orders fail, the outbox's are confirmed and deducted once inventory is back
+    (section 2, load/message_queues/shop_scenarios.py)."""
+    return shop_scenarios.decoupling_plan_for(SIZES[size]["decoupling"])
+
+
+def peak_shaving_plan(size: str) -> dict:
+    """Open loop, a flash sale of 500 purchases a second at a writer of 50 a second: direct
+    (collapse), shaved (a bounded queue, a fast 429, writes flat), shaved with its consumer
+    SIGKILLed mid-burst (section 3, load/message_queues/shop_scenarios.py)."""
+    return shop_scenarios.peak_shaving_plan_for(SIZES[size]["peak-shaving"])
+
+
+def pubsub_plan(size: str) -> dict:
+    """Open loop, messages at 200 a second (default size) to consumers that spend 10 ms on each:
+    competing for one queue (1 and 4 consumers) or each subscribed to all (fanout, 4); the whole
+    matrix, 1, 2 and 4 of each, at workshop size (section 4, load/message_queues/shop_scenarios.py)."""
+    return shop_scenarios.pubsub_plan_for(SIZES[size]["pubsub"])
+
+
+def log_pipeline_plan(size: str) -> dict:
+    """Open loop, 100 requests a second (default size), each logging a line shipped through the
+    broker: with no aggregator, and with one at 20 ms a line (half the rate) SIGKILLed for a
+    second: the application's latency, the backlog, what the kill lost (section 5)."""
+    return shop_scenarios.log_pipeline_plan_for(SIZES[size]["log-pipeline"])
+
+
 SCENARIOS = {
     "latency": Scenario(latency_plan, register, registration_latency),
     "saturation": Scenario(saturation_plan, register, registration_rate),
     "backlog": Scenario(backlog_plan, register, email_delay),
+    "decoupling": Scenario(decoupling_plan, shop_scenarios.decouple, shop_scenarios.decoupling_headline),
+    "peak-shaving": Scenario(peak_shaving_plan, shop_scenarios.shave, shop_scenarios.shaving_headline),
+    "pubsub": Scenario(pubsub_plan, shop_scenarios.fan, shop_scenarios.pubsub_headline),
+    "log-pipeline": Scenario(log_pipeline_plan, shop_scenarios.ship_logs, shop_scenarios.logs_headline),
 }

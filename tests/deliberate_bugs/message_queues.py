@@ -4,6 +4,9 @@ OUTAGE = "tests/integration/test_message_queues_broker_outage.py"
 AT_LEAST_ONCE = "tests/integration/test_message_queues_at_least_once.py"
 END_TO_END = "tests/integration/test_message_queues_end_to_end.py"
 STRAY = "tests/integration/test_message_queues_stray_jobs.py"
+DECOUPLING = "tests/integration/test_message_queues_decoupling.py"
+FLASH_SALE = "tests/integration/test_message_queues_flash_sale.py"
+PUBSUB = "tests/integration/test_message_queues_pubsub.py"
 
 BUGS = [
     dict(name="the worker acknowledges a job when it takes it, before sending",
@@ -64,4 +67,24 @@ BUGS = [
          find="            raise BrokerUnavailable(f\"could not publish",
          replace="            raise RuntimeError(f\"could not publish",
          fails=f"{OUTAGE}::test_a_dead_broker_gets_a_fast_503_and_the_worker_reconnects[redis]"),
+    dict(name="inventory deducts an event delivered again (no look at the order's outcome)",
+         path="demos/message_queues/inventory.py",
+         find="            if known:\n                return known[0]\n",
+         replace="",
+         fails=f"{DECOUPLING}::test_an_event_delivered_again_after_a_kill_before_the_ack_changes_nothing[rabbitmq]"),
+    dict(name="the queued order service confirms without writing the event (no outbox row)",
+         path="demos/message_queues/orders.py",
+         find='                outbox.add(db, "order.placed", {"order_id": order_id, "product": product, "quantity": quantity})',
+         replace="                pass",
+         fails=f"{DECOUPLING}::test_queued_orders_are_confirmed_while_inventory_is_dead_and_each_decided_once[redis]"),
+    dict(name="the flash-sale consumer acknowledges before it writes",
+         path="demos/message_queues/flash_sale.py",
+         find="        def handle(order, message):\n",
+         replace="        def handle(order, message):\n            message.ack()\n            message.ack = lambda: None\n",
+         fails=f"{FLASH_SALE}::test_every_accepted_order_is_written_exactly_once_when_the_consumer_is_killed_mid_burst[rabbitmq]"),
+    dict(name="a durable subscriber's queue is deleted when it disconnects",
+         path="demos/message_queues/pubsub.py",
+         find='    return Queue(f"{prefix}.{name}", exchange, routing_key=key, durable=True)',
+         replace='    return Queue(f"{prefix}.{name}", exchange, routing_key=key, durable=True, auto_delete=True)',
+         fails=f"{PUBSUB}::test_a_subscriber_away_gets_what_it_missed_only_with_its_own_durable_queue[rabbitmq-durable-True]"),
 ]

@@ -110,3 +110,37 @@ def rendered_claims(tmp_path):
         assert all(row["scenario"] and row["size"] == "smoke" and row["runs"] == "1" for row in claims)
         return claims
     return render
+
+
+def post_json(url: str, body) -> tuple[int, dict]:
+    """POST ``body`` (JSON-encoded, or bytes as they are); the status and the JSON answer, 4xx included."""
+    import json
+    import urllib.error
+    import urllib.request
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as answer:
+        return answer.code, json.load(answer)
+
+
+@pytest.fixture
+def post():
+    """``post(url, body)``: the status and the JSON answer (sections 2 and 3)."""
+    return post_json
+
+
+@pytest.fixture
+def processes(tmp_path):
+    """``processes(name, argv, ready, env)`` starts a Service logging to ``tmp_path/<name>.log``;
+    all stopped after the test."""
+    started = []
+
+    def start(name: str, argv: list, ready, env: dict) -> Service:
+        started.append(Service(name, argv, log_path=tmp_path / f"{name}.log", ready=ready, env=env))
+        return started[-1].start()
+    yield start
+    for service in reversed(started):
+        service.stop()
