@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from ..json_body import depth_ok as json_depth_ok   # one linear nesting scan for every chapter
+
 CONVERSATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SEQ = re.compile(r"[0-9]{1,18}")        # fits SQLite's 64-bit integers
 SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
@@ -62,36 +64,13 @@ def utf8(value: str, name: str) -> str:
     return value
 
 
-def json_depth_ok(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
-    """True if no array or object in ``text`` (JSON) is nested deeper than ``limit``; brackets
-    inside strings are skipped. A linear scan, without recursion."""
-    depth, in_string, escaped = 0, False, False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return False
-        elif char in "]}":
-            depth -= 1
-    return True
-
-
 def json_value(data: bytes):
     """The JSON value in ``data`` (a request body or a WebSocket text frame), else BadInput."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise NotJson("the body must be UTF-8") from None
-    if not json_depth_ok(text):
+    if not json_depth_ok(text, MAX_JSON_DEPTH):
         raise BadInput(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         return json.loads(text)

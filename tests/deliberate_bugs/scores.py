@@ -32,7 +32,8 @@ def main() -> int:
     by_chapter: dict[str, Counter] = {}
     survivors = []
     for source, statuses in results(mutants).items():
-        chapter = Path(source).parts[1]                     # demos/<chapter>/<file>.py
+        parts = Path(source).parts                          # demos/<chapter>/<file>.py, or demos/<file>.py
+        chapter = parts[1] if len(parts) > 2 else "shared (demos/*.py)"
         counts = by_chapter.setdefault(chapter, Counter())
         counts.update(statuses.values())
         survivors += [name for name, status in statuses.items() if status != "killed"]
