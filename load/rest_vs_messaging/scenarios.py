@@ -27,7 +27,8 @@ OUTAGE_FAILURES = "the e-mail service is down: the REST chain cannot send, so th
 SIZES = {
     "smoke": dict(
         subscribers=dict(wirings=("rest", "events"), counts=(1, 10), seconds=3, rate=4, users=10),
-        outage=dict(wirings=("pipeline", "events"), seconds=6, kill_after_s=1.5, down_s=2.5, rate=4, subscribers=3, users=10),
+        # users enough that requests held by the outage (timeouts, retries) never hold up an arrival
+        outage=dict(wirings=("pipeline", "events"), seconds=6, kill_after_s=1.5, down_s=2.5, rate=4, subscribers=3, users=40),
         slow=dict(wirings=("rest-concurrent",), seconds=2, users=2, max_restocks=5, delay_ms=200, subscribers=3),
         **{"new-consumer": dict(seconds=4, rate=5, users=10)}),
     "default": dict(
