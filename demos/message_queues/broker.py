@@ -27,6 +27,7 @@ CHANNELS = ("email", "sms")
 CONNECT_TIMEOUT_S = 1.0
 SOCKET_TIMEOUT_S = 1.0    # any one read or write (RabbitMQ's confirm included)
 REDIS_SOCKET_TIMEOUT_S = 2.0   # above kombu's 1 s BRPOP, which must not time out while a queue is empty
+UNACKED_MUTEX_EXPIRE_S = 5   # Redis: how long the redelivery scan's lock outlives a dead holder
 
 
 def queues(prefix: str = "registration") -> dict[str, Queue]:
@@ -61,6 +62,9 @@ def connect(broker_url: str, visibility_timeout_s: float = 30) -> Connection:
             "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
             "visibility_timeout": visibility_timeout_s,
             "unacked_restore_throttle": 1,   # look for expired unacked messages on every idle poll
+            # that look holds a Redis lock; a consumer SIGKILLed while holding it would stop every
+            # redelivery for kombu's default 300 s, so the lock of a dead holder lapses in 5 s
+            "unacked_mutex_expire": UNACKED_MUTEX_EXPIRE_S,
         })
     else:
         connection = Connection(broker_url, connect_timeout=CONNECT_TIMEOUT_S,
