@@ -26,11 +26,12 @@ OUTAGE_FAILURES = "the e-mail service is down: the REST chain cannot send, so th
 
 SIZES = {
     "smoke": dict(
-        subscribers=dict(wirings=("rest", "events"), counts=(1, 10), seconds=3, rate=4, users=10),
+        # users enough (as at default) that a slow REST chain on a busy machine never holds up an arrival
+        subscribers=dict(wirings=("rest", "events"), counts=(1, 10), seconds=3, rate=4, users=40),
         # users enough that requests held by the outage (timeouts, retries) never hold up an arrival
         outage=dict(wirings=("pipeline", "events"), seconds=6, kill_after_s=1.5, down_s=2.5, rate=4, subscribers=3, users=40),
         slow=dict(wirings=("rest-concurrent",), seconds=2, users=2, max_restocks=5, delay_ms=200, subscribers=3),
-        **{"new-consumer": dict(seconds=4, rate=5, users=10)}),
+        **{"new-consumer": dict(seconds=4, rate=5, users=40)}),
     "default": dict(
         subscribers=dict(wirings=WIRINGS, counts=(1, 10, 100), seconds=5, rate=2, users=40),
         outage=dict(wirings=("rest", "pipeline", "events"), seconds=15, kill_after_s=3, down_s=10, rate=4,
