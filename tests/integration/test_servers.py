@@ -186,3 +186,13 @@ def test_redis_without_appendonly_loses_its_data_on_a_kill(start_server):
         server.kill()
         server.start()
         assert read_back() is None
+
+
+@pytest.mark.servers
+def test_redis_with_appendonly_fsyncs_before_it_answers(start_server):
+    # everysec, Redis's default, holds writes back while a slow fsync runs and answers anyway: a
+    # SIGKILL then loses acknowledged writes (a CI run lost queued jobs so)
+    import redis
+    with start_server("redis", appendonly=True) as server:
+        config = redis.Redis.from_url(server.url).config_get("append*")
+        assert (config["appendonly"], config["appendfsync"]) == ("yes", "always")
