@@ -98,14 +98,16 @@ def heartbeat_plan(size: str) -> dict:
 def params(plan: dict, **given) -> dict:
     return {**dict(devices=plan["devices"], receivers=plan["receivers"], gateways=plan["gateways"],
                    seconds=plan.get("seconds", 2), heartbeat_s=30.0, send_path="broadcast", bench_frames=0,
-                   sample_s=1.0, message_bytes=100, loop="open"), **given}
+                   sample_s=1.0, message_bytes=100, loop="open", client="full", event_loop="asyncio", batch=1,
+                   ack_every_s=1.0), **given}
 
 
 def perform(run: Run) -> None:
     p = run.params
     system = System(run.dir, run.service)
     for n in range(p["gateways"]):
-        system.start_gateway(f"g{n + 1}", "--send-path", p["send_path"])
+        system.start_gateway(f"g{n + 1}", "--send-path", p["send_path"], "--loop", p["event_loop"],
+                             "--batch", str(p["batch"]))
     system.start_api()
     gateways = ",".join(system.urls())
     per = math.ceil(p["devices"] / p["receivers"])
@@ -120,7 +122,8 @@ def perform(run: Run) -> None:
                 name, [sys.executable, "-m", "load.push_at_scale.receiver", "--api", system.api_url,
                        "--devices", str(per), "--prefix", f"r{n + 1}-", "--topic", "news", "--gateways", gateways,
                        "--heartbeat-s", f"{p['heartbeat_s']:g}", "--spawn-rate", str(SPAWN_RATE),
-                       "--source-addresses", SOURCES[n % len(SOURCES)], "--report", str(run.dir / f"{name}.json")],
+                       "--source-addresses", SOURCES[n % len(SOURCES)], "--report", str(run.dir / f"{name}.json"),
+                       "--client", p["client"], "--loop", p["event_loop"], "--ack-every-s", f"{p['ack_every_s']:g}"],
                 ready=log_ready(run.dir / "logs" / f"{name}.log", "devices ready"),
                 timeout_s=60 + 4 * per / SPAWN_RATE))
         prefixes = ",".join(f"r{n + 1}-" for n in range(p["receivers"]))
