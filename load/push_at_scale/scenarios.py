@@ -34,23 +34,33 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 SPAWN_RATE = 500            # connections per second per receiver process
 SOURCES = [f"127.0.0.{n}" for n in range(2, 10)]   # about 28,000 ports each
 
+# The receivers' devices and the gateway's send path for topic fan-out: lean.LeanDevice (the same
+# protocol as DeviceClient at a third of the load generator's CPU), uvloop, a cumulative ack every
+# 2 s, and up to 20 of a topic's waiting messages in one frame. FULL: the first reference set's
+# setup (DeviceClient on the standard asyncio loop, an ack a second, one message a frame).
+LEAN = dict(client="lean", event_loop="uvloop", ack_every_s=2.0, batch=20)
+FULL = dict(client="full", event_loop="asyncio", ack_every_s=1.0, batch=1)
+
 SIZES = {
     # the tests: every scenario once, small, in well under a minute with the figures
     "smoke": dict(
-        fanout=dict(devices=100, receivers=1, gateways=1, rates=(5,), seconds=1.5, bench_frames=20),
+        fanout=dict(devices=100, receivers=1, gateways=1, rates=(5,), seconds=1.5, bench_frames=20, **LEAN),
         connections=dict(devices=200, receivers=1, gateways=1, hold_s=2),
         unicast=dict(devices=50, receivers=1, gateways=(1,), rates=(20,), seconds=1.5),
         heartbeat=dict(devices=100, receivers=1, intervals=(1.0,), seconds=1.5)),
     # the main job, a few thousand devices, within about 3 minutes on 2 shared cores
     "default": dict(
-        fanout=dict(devices=2000, receivers=2, gateways=1, rates=(2, 5, 10), seconds=4, bench_frames=50),
+        fanout=dict(devices=1200, receivers=3, gateways=1, rates=(10, 25), seconds=5, bench_frames=50, **LEAN,
+                    before=dict(devices=2000, receivers=2, rate=10, **FULL)),
         connections=dict(devices=4000, receivers=2, gateways=1, hold_s=2),
         unicast=dict(devices=500, receivers=1, gateways=(1, 2), rates=(100,), seconds=4),
         heartbeat=dict(devices=2000, receivers=1, intervals=(1.0, 4.0), seconds=4)),
     # the scale the claims are about: 50,000 devices over 3 gateways (open files: 20,000 a process)
     # and 8 receiver processes on 8 source addresses; about 100 s to connect them
     "workshop": dict(
-        fanout=dict(devices=50_000, receivers=8, gateways=3, rates=(0.5, 1, 1.5), seconds=10, bench_frames=20),
+        fanout=dict(devices=1200, receivers=3, gateways=1, rates=(), seconds=6, bench_frames=50, **LEAN,
+                    sweep=(25, 40, 60, 80), crowd=dict(devices=50_000, receivers=8, gateways=3, rate=0.5, seconds=10,
+                                                        bench_frames=10)),
         connections=dict(devices=50_000, receivers=8, gateways=3, hold_s=5),
         unicast=dict(devices=5000, receivers=2, gateways=(1, 2), rates=(200, 500), seconds=10, locust_processes=2),
         heartbeat=dict(devices=20_000, receivers=4, intervals=(1.0, 5.0, 20.0), seconds=10)),
@@ -62,11 +72,26 @@ def fanout_plan(size: str) -> dict:
     rate x devices. Latency from the API's store to the device, p99; beside it the bare broadcast()
     ceiling measured on the same gateway with the same devices, right after the run."""
     plan = SIZES[size]["fanout"]
-    runs = {f"topic-r{rate:g}": params(plan, rate=rate, target="topic", bench_frames=plan["bench_frames"])
+    lean = {key: plan[key] for key in LEAN}
+    runs = {f"topic-r{rate:g}": params(plan, rate=rate, target="topic", bench_frames=plan["bench_frames"], **lean)
             for rate in plan["rates"]}
-    top = max(plan["rates"])   # the cheaper send path: the frame's bytes written straight to each transport
-    runs[f"topic-r{top:g}-transport"] = params(plan, rate=top, target="topic", bench_frames=plan["bench_frames"],
-                                               send_path="transport")
+    if plan["rates"]:   # the cheaper send path: the frame's bytes written straight to each transport
+        top = max(plan["rates"])
+        runs[f"topic-r{top:g}-transport"] = params(plan, rate=top, target="topic", bench_frames=plan["bench_frames"],
+                                                   send_path="transport", **lean)
+    if "before" in plan:   # the first reference set's load generator and gateway, for comparison
+        before = plan["before"]
+        runs[f"before-r{before['rate']:g}"] = params({**plan, **before}, target="topic",
+                                                    bench_frames=plan["bench_frames"],
+                                                    **{k: v for k, v in before.items() if k not in plan})
+    for rate in plan.get("sweep", ()):   # toward the talk's 100,000 a second, both send paths
+        for path in ("broadcast", "transport"):
+            runs[f"sweep-r{rate:g}-{path}"] = params(plan, rate=rate, target="topic", send_path=path,
+                                                     bench_frames=plan["bench_frames"], **lean)
+    if "crowd" in plan:   # one topic to 50,000 devices over three gateway processes
+        crowd = plan["crowd"]
+        runs[f"crowd-{crowd['devices']}"] = params({**plan, **crowd}, target="topic", bench_frames=crowd["bench_frames"], **lean,
+                                                   **{k: v for k, v in crowd.items() if k not in plan})
     return runs
 
 
