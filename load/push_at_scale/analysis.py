@@ -289,7 +289,7 @@ def claim_fanout(claims, rows: list[dict]) -> None:
                scenario="fanout", size=size, unit="per CPU s", digits=0)
     claims.add("whole protocol, deliveries per gateway CPU second", top["protocol_per_cpu_s"], id="2.1",
                scenario="fanout", size=size, unit="per CPU s", digits=0)
-    claims.add("the receivers' (load generator's) CPU per delivery, lean devices", top["receivers_us"], id="2.1",
+    claims.add("the receivers' (load generator's) CPU per delivery, lean devices", top["receivers_us"],
                scenario="fanout", size=size, unit="µs", digits=1)
     claims.add("store to the gateway's first write (API, store, bus), mean a topic message", top["store_to_send_ms"],
                scenario="fanout", size=size, unit="ms", digits=1)
@@ -302,14 +302,14 @@ def claim_fanout(claims, rows: list[dict]) -> None:
             claims.add(f"frame written straight to each transport: p99 delivery latency, {setting(row)}", row["p99_ms"],
                        id="2.1", scenario="fanout", size=size_of([row]), unit="ms", digits=1)
             claims.add(f"frame written straight to each transport: deliveries a second, {setting(row)}",
-                       row["deliveries_per_s"], id="2.1", scenario="fanout", size=size_of([row]), unit="per s", digits=0)
+                       row["deliveries_per_s"], scenario="fanout", size=size_of([row]), unit="per s", digits=0)
             claims.add("frame written straight to each transport: whole protocol, deliveries per gateway CPU second",
                        row["protocol_per_cpu_s"], scenario="fanout", size=size_of([row]), unit="per CPU s", digits=0)
         elif row["client"] == "full":
             claims.add(f"the first reference set's setup: p99 delivery latency, {setting(row)}", row["p99_ms"],
                        id="2.1", scenario="fanout", size=size_of([row]), unit="ms", digits=1)
             claims.add("the first reference set's setup: the receivers' CPU per delivery (DeviceClient)",
-                       row["receivers_us"], id="2.1", scenario="fanout", size=size_of([row]), unit="µs", digits=1)
+                       row["receivers_us"], scenario="fanout", size=size_of([row]), unit="µs", digits=1)
         else:
             claims.add(f"p99 delivery latency, {setting(row)}", row["p99_ms"], scenario="fanout",
                        size=size_of([row]), unit="ms", digits=1)
@@ -323,7 +323,7 @@ def claim_fanout(claims, rows: list[dict]) -> None:
         claims.add(f"sweep, {path}: the most deliveries a second ({setting(most)})", most["deliveries_per_s"],
                    id="2.1", scenario="fanout", size="workshop", article=ARTICLE_PER_MINUTE / 60, unit="per s",
                    digits=0, note="the talk's 100,000/s across its cluster")
-        claims.add(f"sweep, {path}: p99 at that rate", most["p99_ms"], id="2.1", scenario="fanout", size="workshop",
+        claims.add(f"sweep, {path}: p99 at that rate", most["p99_ms"], scenario="fanout", size="workshop",
                    unit="ms", digits=1)
         best = best_within(mine)
         if best is not None:
