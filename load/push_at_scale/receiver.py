@@ -6,7 +6,9 @@ follow (one Locust process reads about 30,000 WebSocket messages a second; see
         --topic news --gateways ws://127.0.0.1:9001,ws://127.0.0.1:9002 --report report.json
 
 Each device is a ``demos.push_at_scale.device.DeviceClient`` (tokens, hello with its last numbers,
-heartbeats, cumulative acks, reconnects to its next address): nothing is skipped for speed. Every
+heartbeats, cumulative acks, reconnects to its next address), or with ``--client lean`` a
+``lean.LeanDevice`` (the same protocol, frames read where they arrive, one ticker for every
+device's acks and heartbeats): nothing is skipped for speed. ``--loop uvloop`` runs it on uvloop. Every
 frame is checked by sequence number (a duplicate, a skipped number or a gap is counted), and every
 message that arrived live (after the device's replay) gives a delivery latency from the moment
 the API stored it. Devices are spread over the gateways and over the ``--source-addresses``

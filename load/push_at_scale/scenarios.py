@@ -12,7 +12,13 @@ latencies).
   connected, the bare ``broadcast()`` ceiling (``/bench``: frames back to back, no store, no bus,
   no sequence numbers). At the top rate once more with ``--send-path transport`` (the frame built
   once and its bytes written straight to each connection's transport, skipping ``broadcast()``'s
-  per-connection framing).
+  per-connection framing). The devices are lean (``lean.LeanDevice``, the same protocol as
+  ``DeviceClient`` at a fraction of the load generator's CPU) on uvloop, acking every 2 s, and
+  the gateway sends a topic's waiting messages in one frame (``--batch 20``); beside them the
+  same deliveries a second in bursts three times larger (2,000 devices), and the first reference
+  set's setup (``DeviceClient`` on asyncio, 2,000 devices, 10 pushes/s). Workshop: a sweep of the
+  offered load toward the talk's 100,000 a second on both send paths, and one topic to 50,000
+  devices over three gateway processes.
 - ``connections``: idle devices connecting at a steady rate, one topic push a second to prove them
   alive: gateway memory against connections held (the slope is the memory per connection).
 - ``unicast``: pushes to single devices through the whole path (API, store, broker, gateway,
@@ -51,7 +57,7 @@ SIZES = {
     # the main job, a few thousand devices, within about 3 minutes on 2 shared cores
     "default": dict(
         fanout=dict(devices=600, receivers=3, gateways=1, rates=(20, 50), seconds=5, bench_frames=50, **LEAN,
-                    bursts=dict(devices=2000, rate=12.5), before=dict(devices=2000, receivers=2, rate=10, **FULL)),
+                    bursts=dict(devices=2000, receivers=2, rate=12.5), before=dict(devices=2000, receivers=2, rate=10, **FULL)),
         connections=dict(devices=4000, receivers=2, gateways=1, hold_s=2),
         unicast=dict(devices=500, receivers=1, gateways=(1, 2), rates=(100,), seconds=4),
         heartbeat=dict(devices=2000, receivers=1, intervals=(1.0, 4.0), seconds=4)),
@@ -158,7 +164,7 @@ def perform(run: Run) -> None:
         prefixes = ",".join(f"r{n + 1}-" for n in range(p["receivers"]))
         run.notes["pushing_from"] = time.time()
         # enough pushers that each waits for its answer well within its share of the rate (open loop)
-        run.locust(LOCUSTFILE, host=system.api_url, users=max(4, math.ceil(p["rate"] / 10)), run_time_s=p["seconds"], arrival_rate=p["rate"],
+        run.locust(LOCUSTFILE, host=system.api_url, users=max(8, math.ceil(p["rate"] / 4)), run_time_s=p["seconds"], arrival_rate=p["rate"],
                    processes=p.get("locust_processes", 1),
                    extra_args=("--target", p["target"], "--topic", "news", "--device-prefixes", prefixes,
                                "--devices-each", str(per)))
