@@ -56,8 +56,11 @@ SIZES = {
         heartbeat=dict(devices=100, receivers=1, intervals=(1.0,), seconds=1.5)),
     # the main job, a few thousand devices, within about 3 minutes on 2 shared cores
     "default": dict(
-        fanout=dict(devices=600, receivers=3, gateways=1, rates=(20, 50), seconds=5, bench_frames=50, **LEAN,
-                    bursts=dict(devices=2000, receivers=2, rate=12.5), before=dict(devices=2000, receivers=2, rate=10, **FULL)),
+        # 300 devices at 40 and 100 pushes/s: 12,000 and 30,000 deliveries a second in bursts of 300
+        # frames; then 30,000 a second in bursts of 2,000, and the first reference set's setup
+        fanout=dict(devices=300, receivers=3, gateways=1, rates=(40, 100), seconds=5, bench_frames=50, **LEAN,
+                    bursts=dict(devices=2000, receivers=2, rate=15),
+                    before=dict(devices=2000, receivers=2, rate=10, **FULL)),
         connections=dict(devices=4000, receivers=2, gateways=1, hold_s=2),
         unicast=dict(devices=500, receivers=1, gateways=(1, 2), rates=(100,), seconds=4),
         heartbeat=dict(devices=2000, receivers=1, intervals=(1.0, 4.0), seconds=4)),
@@ -65,8 +68,10 @@ SIZES = {
     # and 8 receiver processes on 8 source addresses; about 100 s to connect them
     "workshop": dict(
         fanout=dict(devices=600, receivers=3, gateways=1, rates=(), seconds=5, bench_frames=50, **LEAN,
-                    sweep=(50, 80, 120, 160), crowd=dict(devices=50_000, receivers=8, gateways=3, rate=0.5, seconds=10,
-                                                         bench_frames=10)),
+                    sweep=(50, 80, 120, 160),
+                    # an ack every 10 s: at every 2 s, 50,000 devices sent the gateways 25,000 acks a second
+                    crowd=dict(devices=50_000, receivers=8, gateways=3, rate=0.5, seconds=10, bench_frames=10,
+                               ack_every_s=10.0)),
         connections=dict(devices=50_000, receivers=8, gateways=3, hold_s=5),
         unicast=dict(devices=5000, receivers=2, gateways=(1, 2), rates=(200, 500), seconds=10, locust_processes=2),
         heartbeat=dict(devices=20_000, receivers=4, intervals=(1.0, 5.0, 20.0), seconds=10)),
@@ -85,7 +90,7 @@ def fanout_plan(size: str) -> dict:
         top = max(plan["rates"])
         runs[f"topic-r{top:g}-transport"] = params(plan, rate=top, target="topic", bench_frames=plan["bench_frames"],
                                                    send_path="transport", **lean)
-    if "bursts" in plan:   # the same deliveries a second in bursts three times larger
+    if "bursts" in plan:   # the same deliveries a second in larger bursts (more devices, fewer pushes)
         bursts = plan["bursts"]
         runs[f"topic-{bursts['devices']}-r{bursts['rate']:g}"] = params(
             {**plan, **bursts}, rate=bursts["rate"], target="topic", bench_frames=plan["bench_frames"], **lean)
@@ -101,7 +106,8 @@ def fanout_plan(size: str) -> dict:
     if "crowd" in plan:   # one topic to 50,000 devices over three gateway processes
         crowd = plan["crowd"]
         runs[f"crowd-{crowd['devices']}"] = params({**plan, **crowd}, target="topic", bench_frames=crowd["bench_frames"],
-                                                   **lean, **{k: v for k, v in crowd.items() if k not in plan})
+                                                   **{**lean, **{k: v for k, v in crowd.items() if k in LEAN}},
+                                                   **{k: v for k, v in crowd.items() if k not in plan and k not in LEAN})
     return runs
 
 
