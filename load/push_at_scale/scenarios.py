@@ -170,7 +170,7 @@ def perform(run: Run) -> None:
         prefixes = ",".join(f"r{n + 1}-" for n in range(p["receivers"]))
         run.notes["pushing_from"] = time.time()
         # enough pushers that each waits for its answer well within its share of the rate (open loop)
-        run.locust(LOCUSTFILE, host=system.api_url, users=max(8, math.ceil(p["rate"] / 4)), run_time_s=p["seconds"], arrival_rate=p["rate"],
+        run.locust(LOCUSTFILE, host=system.api_url, users=max(4, math.ceil(p["rate"] / 4)), run_time_s=p["seconds"], arrival_rate=p["rate"],
                    processes=p.get("locust_processes", 1),
                    extra_args=("--target", p["target"], "--topic", "news", "--device-prefixes", prefixes,
                                "--devices-each", str(per)))
