@@ -148,6 +148,11 @@ class DeviceClient:
                 if kind == "msg":
                     if self.streams.take(frame["s"], frame["seq"]) and self.on_message is not None:
                         self.on_message(self, frame)
+                elif kind == "msgs":   # several of a stream's messages in one frame, each checked
+                    for message in frame["msgs"]:
+                        message["s"] = frame["s"]
+                        if self.streams.take(frame["s"], message["seq"]) and self.on_message is not None:
+                            self.on_message(self, message)
                 elif kind == "notify":
                     if frame["seq"] > self.streams.last.get(frame["s"], 0):
                         await ws.send(json.dumps({"type": "pull", "s": frame["s"],

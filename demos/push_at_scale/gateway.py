@@ -13,6 +13,9 @@ device's stored ack (``{"type": "gap", ...}`` first where the offline store's bo
 then sends ``{"type": "ready"}`` and every new message as it comes:
 ``{"type": "msg", "s": "t:news", "seq": 41, "ts": <stored at>, "body": "..."}``.
 
+A topic's messages that wait together (the loop was busy writing the last one) go out in one frame with
+``--batch N``: ``{"type": "msgs", "s": "t:news", "msgs": [{"seq": 41, "ts": ..., "body": ...}, ...]}``.
+
 Frames from the device: ``{"type": "ack", "acks": {"d": 13, "t:news": 41}}`` (cumulative: "I have
 everything up to N"; written to the store in batches), ``{"type": "hb"}`` (a heartbeat; any frame
 counts as one), ``{"type": "pull", "s": "d", "after": N}`` (notify-then-pull: answered with every
@@ -39,7 +42,7 @@ import os
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Optional
@@ -52,7 +55,7 @@ from websockets.protocol import State
 
 from demos.limits import raise_open_files_limit
 
-from . import tokens
+from . import loops, tokens
 from .bus import Bus, broker_url
 from .routing import routes_for
 from .store import NOTIFY, URGENT, Message, Store
@@ -66,6 +69,7 @@ DEFAULT_HEARTBEAT_S = 30.0
 SAFETY_NET_S = 1.0
 ACK_FLUSH_S = 0.2
 SWEEP_S = 0.5
+MAX_BATCH = 100
 LOG = logging.getLogger("push_at_scale.gateway")
 
 
@@ -78,6 +82,11 @@ class BadFrame(ValueError):
 def frame_text(message: Message, as_stream: str) -> str:
     return json.dumps({"type": "msg", "s": as_stream, "seq": message.seq, "ts": message.ts, "body": message.body},
                       separators=(",", ":"))
+
+
+def batch_text(messages: list, as_stream: str) -> str:
+    return json.dumps({"type": "msgs", "s": as_stream,
+                       "msgs": [{"seq": m.seq, "ts": m.ts, "body": m.body} for m in messages]}, separators=(",", ":"))
 
 
 def notify_text(stream: str, seq: int) -> str:
@@ -144,10 +153,14 @@ class Topic:
 
 class Gateway:
     def __init__(self, gateway_id: str, store: Store, bus: Optional[Bus], max_connections: int = 20_000,
-                 send_path: str = "broadcast"):
+                 send_path: str = "broadcast", batch: int = 1):
         self.id, self.store, self.bus = gateway_id, store, bus
         self.routes = routes_for(store)
         self.max_connections, self.send_path = max_connections, send_path
+        self.batch = max(1, min(batch, MAX_BATCH))   # topic messages at most in one frame
+        self.inbox: deque = deque()                  # bus messages' items, appended by the bus thread
+        self.draining = False
+        self.outgoing: dict = {}                     # topic -> its next messages, sent at the end of on_items
         self.devices: dict[str, Device] = {}
         self.topics: dict[str, Topic] = {}
         self.stats: Counter = Counter()
@@ -325,7 +338,29 @@ class Gateway:
 
     # ---- messages from the bus (on the loop, in order)
 
+    def from_bus(self, items: list) -> None:
+        """In the bus thread: queue the items and wake the loop once for everything queued meanwhile,
+        so a loop busy writing the last frame takes every message that came in since in one go."""
+        self.inbox.append(items)
+        if not self.draining:
+            self.draining = True
+            self.loop.call_soon_threadsafe(self.drain)
+
+    def drain(self) -> None:
+        self.draining = False
+        items = []
+        while self.inbox:
+            items.extend(self.inbox.popleft())
+        if items:
+            self.on_items(items)
+
     def on_items(self, items: list) -> None:
+        try:
+            self.route_items(items)
+        finally:
+            self.send_outgoing()
+
+    def route_items(self, items: list) -> None:
         for item in items:
             try:
                 message = Message(*item)
@@ -346,24 +381,36 @@ class Gateway:
         if message.seq <= topic.last:
             self.stats["duplicates.dropped"] += 1
         elif message.seq == topic.last + 1:
-            self.publish(topic, message)
+            if self.batch > 1 and not message.flags & NOTIFY:   # sent with its topic's next ones, below
+                topic.last = message.seq
+                self.outgoing.setdefault(topic, []).append(message)
+            else:
+                self.send_outgoing()
+                self.publish(topic, message)
         else:
+            self.send_outgoing()
             self.catch_up_topic(topic)
 
-    def publish(self, topic: Topic, message: Message) -> None:
-        topic.last = message.seq
+    def send_outgoing(self) -> None:
+        """Each topic's messages held by ``to_topic``: one frame of up to ``batch`` of them."""
+        outgoing, self.outgoing = self.outgoing, {}
+        for topic, messages in outgoing.items():
+            for start in range(0, len(messages), self.batch):
+                chunk = messages[start:start + self.batch]
+                if len(chunk) == 1:
+                    self.publish(topic, chunk[0], advance=False)
+                else:
+                    self.publish_batch(topic, chunk)
+
+    def publish(self, topic: Topic, message: Message, advance: bool = True) -> None:
+        if advance:
+            topic.last = message.seq
         if not topic.live:
             return
         began = time.time()
         self.stats["topic.store_to_send_ms"] += round(1000 * (began - message.ts))   # API, store, bus: a sum
         text = notify_text(topic.stream, message.seq) if message.flags & NOTIFY else frame_text(message, topic.stream)
-        if self.send_path == "transport":
-            data = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
-            for ws in topic.live:
-                if ws.protocol.state is State.OPEN:
-                    ws.transport.write(data)
-        else:
-            broadcast(topic.live, text)
+        self.write_all(topic.live, text)
         notified = message.flags & NOTIFY
         for ws in topic.live:
             ws.device.sent[topic.stream] = message.seq
@@ -371,7 +418,38 @@ class Gateway:
                 ws.device.pulled[topic.stream] = message.seq
         self.stats["deliveries.topic"] += len(topic.live)
         self.stats["topic.messages"] += 1
+        self.stats["topic.frames"] += 1
         self.stats["topic.send_ms"] += round(1000 * (time.time() - began))        # writing the frames: a sum
+
+    def publish_batch(self, topic: Topic, messages: list) -> None:
+        """Several of a topic's messages, in order, in one frame to every live subscriber:
+        ``{"type": "msgs", "s": "t:news", "msgs": [{"seq": 41, "ts": ..., "body": ...}, ...]}``; the
+        device checks each number as if they had come one a frame."""
+        if not topic.live:
+            return
+        began = time.time()
+        self.stats["topic.store_to_send_ms"] += sum(round(1000 * (began - m.ts)) for m in messages)
+        self.write_all(topic.live, batch_text(messages, topic.stream))
+        last = messages[-1].seq
+        for ws in topic.live:
+            device = ws.device
+            device.sent[topic.stream] = device.pulled[topic.stream] = last
+        self.stats["deliveries.topic"] += len(topic.live) * len(messages)
+        self.stats["topic.messages"] += len(messages)
+        self.stats["topic.frames"] += 1
+        self.stats["topic.batched"] += len(messages)
+        self.stats["topic.send_ms"] += round(1000 * (time.time() - began)) * len(messages)
+
+    def write_all(self, connections, text: str) -> None:
+        """One frame to every connection: ``broadcast()``, or its bytes built once and written
+        straight to each transport (``--send-path transport``)."""
+        if self.send_path == "transport":
+            data = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
+            for ws in connections:
+                if ws.protocol.state is State.OPEN:
+                    ws.transport.write(data)
+        else:
+            broadcast(connections, text)
 
     def catch_up_topic(self, topic: Topic) -> None:
         batch = self.store.after(topic.stream, topic.last)
@@ -506,7 +584,7 @@ class Gateway:
         await self.alive()
         if self.bus is not None:
             threading.Thread(target=self.bus.consume_forever, name="bus",
-                             args=(self.id, lambda items: self.loop.call_soon_threadsafe(self.on_items, items),
+                             args=(self.id, self.from_bus,
                                    self.stopping), daemon=True).start()
         tasks = [asyncio.create_task(self.every(interval, work)) for interval, work in
                  ((1.0, self.alive), (SWEEP_S, self.sweep), (ACK_FLUSH_S, self.flush_acks),
@@ -544,6 +622,9 @@ def main() -> None:
     parser.add_argument("--gateway-id", default="", help="unique per gateway (default: g<port>)")
     parser.add_argument("--max-connections", type=int, default=0, help="default: the open-files limit minus 100")
     parser.add_argument("--send-path", choices=("broadcast", "transport"), default="broadcast")
+    parser.add_argument("--batch", type=int, default=1,
+                        help=f"a topic's messages waiting together go out in one frame, up to this many (1 to {MAX_BATCH})")
+    parser.add_argument("--loop", choices=loops.LOOPS, default="asyncio", help="the event loop (uvloop: libuv's)")
     parser.add_argument("--data-dir", default=os.environ.get("DATA_DIR", os.path.join("var", "push_at_scale")))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -551,12 +632,12 @@ def main() -> None:
     store = Store.from_env(args.data_dir)
     url = broker_url(args.data_dir)
     gateway = Gateway(args.gateway_id or f"g{args.port}", store, Bus(url, os.environ.get("PUSH_NAMESPACE", "push")),
-                      args.max_connections or max(100, open_files - 100), args.send_path)
+                      args.max_connections or max(100, open_files - 100), args.send_path, args.batch)
 
     def ready(port: int) -> None:
         print(f"gateway {gateway.id} on ws://{args.host}:{port}/ws (at most {gateway.max_connections:,} devices); "
               f"store {store.url}; broker {url.split('@')[-1]}", flush=True)
-    asyncio.run(gateway.run(args.host, args.port, ready))
+    loops.run(gateway.run(args.host, args.port, ready), args.loop)
 
 
 if __name__ == "__main__":

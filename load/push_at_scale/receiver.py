@@ -6,7 +6,9 @@ follow (one Locust process reads about 30,000 WebSocket messages a second; see
         --topic news --gateways ws://127.0.0.1:9001,ws://127.0.0.1:9002 --report report.json
 
 Each device is a ``demos.push_at_scale.device.DeviceClient`` (tokens, hello with its last numbers,
-heartbeats, cumulative acks, reconnects to its next address): nothing is skipped for speed. Every
+heartbeats, cumulative acks, reconnects to its next address), or with ``--client lean`` a
+``lean.LeanDevice`` (the same protocol, frames read where they arrive, one ticker for every
+device's acks and heartbeats): nothing is skipped for speed. ``--loop uvloop`` runs it on uvloop. Every
 frame is checked by sequence number (a duplicate, a skipped number or a gap is counted), and every
 message that arrived live (after the device's replay) gives a delivery latency from the moment
 the API stored it. Devices are spread over the gateways and over the ``--source-addresses``
@@ -24,6 +26,8 @@ from collections import Counter
 
 from demos.limits import raise_open_files_limit
 from demos.push_at_scale.device import DeviceClient
+from demos.push_at_scale import loops
+from load.push_at_scale.lean import LeanDevice, ticker
 from load.push_at_scale.system import post_json
 
 MAX_SAMPLES = 50_000
@@ -101,10 +105,16 @@ async def main_async(args) -> None:
     clients = []
     for n, token in enumerate(tokens):
         shift = n % len(gateways)
-        clients.append(DeviceClient(token, gateways[shift:] + gateways[:shift], heartbeat_s=args.heartbeat_s,
-                                    ack_every_s=args.ack_every_s, on_message=latencies.add,
-                                    source_address=sources[n % len(sources)] if sources else ""))
+        urls, source = gateways[shift:] + gateways[:shift], sources[n % len(sources)] if sources else ""
+        if args.client == "lean":
+            clients.append(LeanDevice(token, urls, heartbeat_s=args.heartbeat_s, on_message=latencies.add,
+                                      source_address=source))
+        else:
+            clients.append(DeviceClient(token, urls, heartbeat_s=args.heartbeat_s, ack_every_s=args.ack_every_s,
+                                        on_message=latencies.add, source_address=source))
     stop = asyncio.Event()
+    if args.client == "lean":   # one ticker for every device's acks and heartbeats
+        ticking = asyncio.create_task(ticker(clients, min(args.ack_every_s, args.heartbeat_s / 2), stop))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -144,10 +154,14 @@ def main() -> None:
     parser.add_argument("--heartbeat-s", type=float, default=30.0)
     parser.add_argument("--ack-every-s", type=float, default=1.0)
     parser.add_argument("--spawn-rate", type=float, default=500.0, help="connections opened per second")
+    parser.add_argument("--client", choices=("full", "lean"), default="full",
+                        help="full: demos.push_at_scale.device.DeviceClient; lean: lean.LeanDevice (same protocol, "
+                             "a fraction of the CPU)")
+    parser.add_argument("--loop", choices=loops.LOOPS, default="asyncio")
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
     raise_open_files_limit()
-    asyncio.run(main_async(args))
+    loops.run(main_async(args), args.loop)
 
 
 if __name__ == "__main__":

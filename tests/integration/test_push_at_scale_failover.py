@@ -35,7 +35,8 @@ def test_a_gateway_sigkill_loses_and_repeats_nothing(tmp_path, brokers):
     s = System(tmp_path, service_starter(tmp_path, started), **brokers)
     try:
         s.start_gateway("g1")
-        s.start_gateway("g2")
+        # the survivor on the fan-out's fast paths: batch frames, frames straight to each transport, uvloop
+        s.start_gateway("g2", "--batch", "20", "--send-path", "transport", "--loop", "uvloop")
         s.start_api()
         names = [f"dev{n}" for n in range(DEVICES)]
         tokens = {name: s.register(name, ["news"]) for name in names}
