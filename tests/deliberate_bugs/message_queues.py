@@ -97,5 +97,5 @@ BUGS = [
          path="demos/message_queues/logs.py",
          find='            if new and line["level"] == "ERROR":',
          replace='            if line["level"] == "ERROR":',
-         fails="tests/unit/test_message_queues_logs.py::test_a_line_delivered_twice_is_counted_once_and_its_deliveries_twice"),
+         fails="tests/unit/test_message_queues_log_aggregator.py::test_a_line_delivered_twice_is_counted_once_and_its_deliveries_twice"),
 ]
