@@ -50,3 +50,16 @@ def test_only_email_outages_are_compared():
     runs = [{"params": {"wiring": "rest"}}, {"params": {"wiring": "rest", "target": "email"}},
             {"params": {"wiring": "rest", "target": "notifier"}}]
     assert analysis.email_outages(runs) == runs[:2]
+
+
+def test_the_outbox_backlog_and_the_broker_claims():
+    from load.results import Claims
+    rows = [(10.0, 10.1), (11.0, 14.0), (12.0, None)]
+    held = {round(s["t"], 2): s["held"] for s in analysis.outbox_backlog(rows, origin=10.0, step_s=1.0)}
+    assert held[0.0] == 1 and held[1.0] == 1 and held[2.0] == 2 and held[4.0] == 1
+    one = {"during": {"success": 1.0}, "books": {"missing": 0, "repeats": 0}, "longest_wait_s": 3.0, "drain_s": 1.5,
+           "ordering": {"out_of_order": 4, "view_wrong": 0}}
+    claims = Claims()
+    analysis.add_broker_claims(claims, {"redis-broker-down": [one], "rabbitmq-consumer-down": [one]}, "default")
+    assert sum(r["id"] == "5.5" for r in claims.rows) == 5
+    assert [r["measured"] for r in claims.rows if r["id"] == "5.4"] == ["4", "0", "4", "0"]
