@@ -71,19 +71,20 @@ def read(db) -> dict:
     return {"view": view, "arrivals": arrivals}
 
 
-def ordering(arrivals: list[dict], truth: dict[str, int], view: dict) -> dict:
+def ordering(arrivals: list[dict], truth: dict[str, int], view: dict, since: float = 0.0) -> dict:
     """Counts from the deliveries (in the order they were handled) and the final view against
     inventory's stock (``truth``: product -> stock): how many came after a newer version of their
     product (out of order), how many were repeats, and the products the view, and a view without
-    the version check, got wrong."""
+    the version check, got wrong. ``since``: count only the deliveries handled from then on."""
     newest: dict[str, int] = {}
     out_of_order = 0
     for arrival in sorted(arrivals, key=lambda a: a["received_at"]):
         if arrival["outcome"] == "repeat":
             continue
-        if arrival["version"] < newest.get(arrival["product"], 0):
+        if arrival["version"] < newest.get(arrival["product"], 0) and arrival["received_at"] >= since:
             out_of_order += 1
         newest[arrival["product"]] = max(newest.get(arrival["product"], 0), arrival["version"])
+    arrivals = [arrival for arrival in arrivals if arrival["received_at"] >= since]
     outcomes = [arrival["outcome"] for arrival in arrivals]
     return {"deliveries": len(arrivals), "applied": outcomes.count("applied"), "stale": outcomes.count("stale"),
             "repeats": outcomes.count("repeat"), "out_of_order": out_of_order,

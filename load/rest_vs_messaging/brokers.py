@@ -4,8 +4,9 @@ load/servers.py inside the run, Redis with its append-only file), under open-loo
 - ``<broker>-broker-down``: the broker SIGKILLed mid-load and started again on the same port and
   data: inventory's answers over time (the outbox keeps the events), how long the e-mails take to
   drain once it is back, and the books (every owed e-mail once, raw attempts counted);
-- ``<broker>-consumer-down``: one of several stock-view consumers (analytics, ``view.py``) SIGKILLed
-  while it holds events: the others and its restart get them again, out of publish order.
+- ``<broker>-consumer-down`` (and the second fault of ``rabbitmq-broker-and-consumer-down``): one of
+  several stock-view consumers (analytics, ``view.py``) SIGKILLed while it holds events: the others
+  and its restart get them again, out of publish order.
 Every run keeps several stock-view consumers on one queue and counts the events they handled out
 of publish order (``ordering.json``), what the version check skipped, and the final view against
 inventory's stock; the outbox's rows (``outbox.csv``) show how long each event waited for the broker.
@@ -26,14 +27,16 @@ def brokers_plan(size: str) -> dict:
     the books, and the events applied out of publish order by several consumers."""
     from load.rest_vs_messaging.scenarios import SIZES
     p = SIZES[size]["brokers"]
-    return {name: dict(broker=name.split("-")[0], target=name.split("-")[1], seconds=p["seconds"],
-                       kill_after_s=p["kill_after_s"], down_s=p["down_s"], arrival_rate=p["rate"], users=p["users"],
-                       products=p["products"], subscribers=p["subscribers"], viewers=p["viewers"],
-                       hold_s=p["hold_s"] if name.endswith("consumer-down") else 0.0, wiring="events", loop="open")
-            for name in p["runs"]}
+    return {name: dict(broker=name.split("-")[0], seconds=run["seconds"], faults=[list(f) for f in run["faults"]],
+                       arrival_rate=p["rate"], users=p["users"], products=p["products"], subscribers=p["subscribers"],
+                       viewers=p["viewers"], hold_s=p["hold_s"] if any(f[0] == "consumer" for f in run["faults"]) else 0.0,
+                       wiring="events", loop="open")
+            for name, run in p["runs"].items()}
 
 
 def perform_brokers(run: Run) -> None:
+    """The faults are nested in the order given (the first is the one the figure shades): each
+    ``[what, kill_after_s, down_s]``, ``what`` the broker or the first stock-view consumer."""
     from load.rest_vs_messaging.scenarios import LOCUSTFILE, settle_and_audit, start_stack
     p = run.params
     products = [f"p{n}" for n in range(1, p["products"] + 1)]
@@ -43,16 +46,19 @@ def perform_brokers(run: Run) -> None:
         stack = start_stack(run, "events", {product: p["subscribers"] for product in products}, broker_url=server.url)
         hold = ("--hold-before-work", f"{p['hold_s']:g}") if p["hold_s"] else ()
         viewers = stack.consumers_of("analytics", p["viewers"], "--concurrency", str(VIEWER_CONCURRENCY), *hold)
-        target = server if p["target"] == "broker" else viewers[0]
-        with run.fault(target, kill_after_s=p["kill_after_s"], down_s=p["down_s"]):
+        with contextlib.ExitStack() as faults:
+            for what, kill_after_s, down_s in p["faults"]:
+                faults.enter_context(run.fault(server if what == "broker" else viewers[0],
+                                               kill_after_s=kill_after_s, down_s=down_s))
             run.locust(LOCUSTFILE, host=stack.url, users=p["users"], run_time_s=p["seconds"],
                        arrival_rate=p["arrival_rate"], extra_args=("--products", ",".join(products)))
         settle_and_audit(run, stack, timeout_s=60 + 2 * p["seconds"])
-        run.save_json("ordering", ordering_books(run, stack, timeout_s=30))
+        consumer_killed = [f["killed_at"] for f in run.notes["faults"] if f["target"] == viewers[0].name]
+        run.save_json("ordering", ordering_books(run, stack, timeout_s=30, split_at=consumer_killed[0] if consumer_killed else None))
         run.stop()   # the services go before the broker they use
 
 
-def ordering_books(run: Run, stack, timeout_s: float) -> dict:
+def ordering_books(run: Run, stack, timeout_s: float, split_at: float | None = None) -> dict:
     """Wait (bounded) until the stock-view consumers have seen every published event; then count
     their deliveries against inventory's stock (demos/rest_vs_messaging/view.py), and save the
     outbox's rows (when each event was written and published) as ``outbox.csv``."""
@@ -80,8 +86,12 @@ def ordering_books(run: Run, stack, timeout_s: float) -> dict:
         writer = csv.writer(out)
         writer.writerow(["event_id", "created_at", "published_at"])
         writer.writerows(outbox)
-    return {"events": len(outbox), "unpublished": sum(published is None for _, _, published in outbox),
-            "missed": len(missed), **view.ordering(found["arrivals"], truth, found["view"])}
+    counts = {"events": len(outbox), "unpublished": sum(published is None for _, _, published in outbox),
+              "missed": len(missed), **view.ordering(found["arrivals"], truth, found["view"])}
+    if split_at:   # the deliveries from a consumer's SIGKILL on, on their own (the newest seen before still counts)
+        late = view.ordering(found["arrivals"], truth, found["view"], since=split_at)
+        counts["after_consumer_kill"] = {key: late[key] for key in ("deliveries", "out_of_order", "stale", "repeats")}
+    return counts
 
 
 def brokers_headline(run: Run) -> str:
@@ -90,7 +100,8 @@ def brokers_headline(run: Run) -> str:
     summary = run.locust_result.summary if run.locust_result else {}
     path = run.dir / "ordering.json"
     order = json.loads(path.read_text()) if path.exists() else {}
-    return (f"{run.params['broker']}, {run.params['target']} SIGKILLed: {summary.get('failures', 0)} of "
+    killed = " then ".join(what for what, _, _ in run.params["faults"])
+    return (f"{run.params['broker']}, {killed} SIGKILLed: {summary.get('failures', 0)} of "
             f"{summary.get('requests', 0)} stock updates failed; books {audit_line(run)}; stock view: "
             f"{order.get('out_of_order')} of {order.get('deliveries')} deliveries out of order, "
             f"{order.get('repeats')} repeats, {order.get('missed')} events missed, "

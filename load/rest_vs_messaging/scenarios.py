@@ -37,7 +37,7 @@ SIZES = {
         slow=dict(wirings=("rest-concurrent",), seconds=2, users=2, max_restocks=5, delay_ms=200, subscribers=3),
         **{"new-consumer": dict(seconds=4, rate=5, users=40)},
         # Redis only (it starts in a fraction of a second): the broker down 1.5 s in 4 s
-        brokers=dict(runs=("redis-broker-down",), seconds=4, kill_after_s=1.5, down_s=1.5, rate=6, users=20,
+        brokers=dict(runs={"redis-broker-down": dict(seconds=4, faults=(("broker", 1.5, 1.5),))}, rate=6, users=20,
                      products=2, subscribers=2, viewers=2, hold_s=1.0)),
     "default": dict(
         subscribers=dict(wirings=WIRINGS, counts=(1, 10, 100), seconds=5, rate=2, users=40),
@@ -45,17 +45,21 @@ SIZES = {
                     subscribers=5, users=40),
         slow=dict(wirings=WIRINGS, seconds=4, users=4, max_restocks=25, delay_ms=200, subscribers=5),
         **{"new-consumer": dict(seconds=10, rate=10, users=40)},
-        brokers=dict(runs=("rabbitmq-broker-down", "redis-broker-down", "rabbitmq-consumer-down"), seconds=6,
-                     kill_after_s=1.5, down_s=3, rate=8, users=40, products=2, subscribers=3, viewers=3, hold_s=1.0)),
+        # RabbitMQ: the broker down 3 s (and about 5 s more for its restart), then, once it is back, a
+        # stock-view consumer SIGKILLed while it holds events (each consumer holds one 0.5 s before the update)
+        brokers=dict(runs={"rabbitmq-broker-and-consumer-down": dict(seconds=12, faults=(("broker", 1.5, 3),
+                                                                                         ("consumer", 10, 1.5))),
+                           "redis-broker-down": dict(seconds=6, faults=(("broker", 1.5, 3),))},
+                     rate=8, users=40, products=2, subscribers=3, viewers=3, hold_s=0.5)),
     "workshop": dict(
         subscribers=dict(wirings=WIRINGS, counts=(1, 10, 100, 1000), seconds=30, rate=1, users=100),
         outage=dict(wirings=WIRINGS, seconds=40, kill_after_s=10, down_s=10, rate=4, subscribers=5, users=40,
                     notifier_down=("rest", "events")),
         slow=dict(wirings=WIRINGS, seconds=20, users=8, max_restocks=50, delay_ms=200, subscribers=5),
         **{"new-consumer": dict(seconds=30, rate=20, users=40)},
-        brokers=dict(runs=("rabbitmq-broker-down", "redis-broker-down", "rabbitmq-consumer-down", "redis-consumer-down"),
-                     seconds=40, kill_after_s=10, down_s=10, rate=8, users=40, products=4, subscribers=5, viewers=3,
-                     hold_s=1.0)),
+        brokers=dict(runs={f"{broker}-{what}-down": dict(seconds=40, faults=((what, 10, 10),))
+                           for broker in ("rabbitmq", "redis") for what in ("broker", "consumer")},
+                     rate=8, users=40, products=4, subscribers=5, viewers=3, hold_s=1.0)),
 }
 
 
