@@ -13,6 +13,7 @@ inventory's stock; the outbox's rows (``outbox.csv``) show how long each event w
 """
 import contextlib
 import csv
+import threading
 import time
 
 from load.harness import Run
@@ -35,8 +36,10 @@ def brokers_plan(size: str) -> dict:
 
 
 def perform_brokers(run: Run) -> None:
-    """The faults are nested in the order given (the first is the one the figure shades): each
-    ``[what, kill_after_s, down_s]``, ``what`` the broker or the first stock-view consumer."""
+    """The faults come one after another (the first is the one the figure shades): each
+    ``[what, kill_after_s, down_s]``, ``what`` the broker or the first stock-view consumer; the
+    first's ``kill_after_s`` counts from the start of the load, the next one's from the moment the
+    previous target was ready again."""
     from load.rest_vs_messaging.scenarios import LOCUSTFILE, settle_and_audit, start_stack
     p = run.params
     products = [f"p{n}" for n in range(1, p["products"] + 1)]
@@ -46,16 +49,33 @@ def perform_brokers(run: Run) -> None:
         stack = start_stack(run, "events", {product: p["subscribers"] for product in products}, broker_url=server.url)
         hold = ("--hold-before-work", f"{p['hold_s']:g}") if p["hold_s"] else ()
         viewers = stack.consumers_of("analytics", p["viewers"], "--concurrency", str(VIEWER_CONCURRENCY), *hold)
-        with contextlib.ExitStack() as faults:
-            for what, kill_after_s, down_s in p["faults"]:
-                faults.enter_context(run.fault(server if what == "broker" else viewers[0],
-                                               kill_after_s=kill_after_s, down_s=down_s))
+        targets = [(server if what == "broker" else viewers[0], after, down) for what, after, down in p["faults"]]
+        load_over = threading.Event()
+        chain = threading.Thread(target=faults_in_turn, args=(run, targets, load_over), daemon=True)
+        chain.start()
+        try:
             run.locust(LOCUSTFILE, host=stack.url, users=p["users"], run_time_s=p["seconds"],
                        arrival_rate=p["arrival_rate"], extra_args=("--products", ",".join(products)))
+        finally:
+            load_over.set()
+            chain.join(180)
         settle_and_audit(run, stack, timeout_s=60 + 2 * p["seconds"])
         consumer_killed = [f["killed_at"] for f in run.notes["faults"] if f["target"] == viewers[0].name]
         run.save_json("ordering", ordering_books(run, stack, timeout_s=30, split_at=consumer_killed[0] if consumer_killed else None))
         run.stop()   # the services go before the broker they use
+
+
+def faults_in_turn(run: Run, targets: list, load_over: threading.Event) -> None:
+    """``run.fault`` for each target in turn, each one held until the load is over; the next one
+    starts (its ``kill_after_s`` counting) once the previous target is ready again."""
+    with contextlib.ExitStack() as held:
+        for target, kill_after_s, down_s in targets:
+            fault = held.enter_context(run.fault(target, kill_after_s=kill_after_s, down_s=down_s))
+            while not fault.record["ready_at"] and not fault.record.get("error") and not load_over.wait(0.1):
+                pass
+            if load_over.is_set():
+                break
+        load_over.wait()
 
 
 def ordering_books(run: Run, stack, timeout_s: float, split_at: float | None = None) -> dict:
