@@ -66,3 +66,10 @@ def test_the_outbox_backlog_and_the_broker_claims():
                                "default")
     assert sum(r["id"] == "5.5" for r in claims.rows) == 10
     assert [r["measured"] for r in claims.rows if r["id"] == "5.4"] == ["4", "0", "4", "0", "4", "3", "0"]
+
+
+def test_the_drain_counts_the_restocks_made_while_the_broker_was_away():
+    timeline = [{"created_at": 1.0, "last_email_at": 1.2}, {"created_at": 5.0, "last_email_at": 12.5},
+                {"created_at": 11.0, "last_email_at": 20.0}]
+    assert analysis.backlog_drain_s(timeline, killed_at=4.0, ready_at=10.0) == 2.5
+    assert analysis.backlog_drain_s(timeline[:1], killed_at=4.0, ready_at=10.0) == 0.0
