@@ -161,6 +161,7 @@ def brokers(run: dict) -> dict:
     found["longest_wait_s"] = max((published - created for created, published in rows if published), default=0.0)
     found["ordering"] = json.loads(Path(run["dir"], "ordering.json").read_text())
     found["broker"], found["faults"] = run["params"]["broker"], [what for what, _, _ in run["params"]["faults"]]
+    found["later_kills"] = [fault["killed_at"] - killed for fault in run["notes"]["faults"][1:] if fault["killed_at"]]
     return found
 
 
