@@ -11,8 +11,11 @@ touches the system's brokers, ports or paths, and two runs never meet:
 
 On exit (also after an exception) the server is stopped, every process it started is gone,
 its port is free again and its folder is removed. Redis keeps nothing on disk unless asked:
-``running("redis", appendonly=True)`` writes its append-only file (fsync once a second, so a
-SIGKILL of Redis alone loses nothing it acknowledged; a machine crash may lose the last second).
+``running("redis", appendonly=True)`` writes its append-only file and fsyncs it before it answers
+(``appendfsync always``), so a SIGKILL loses nothing Redis acknowledged. Redis's own default,
+``everysec``, is not enough for that: while a background fsync is slow it holds writes back for up
+to two seconds and answers the clients anyway, and a SIGKILL then loses acknowledged writes (a CI
+run lost queued jobs that way).
 RabbitMQ keeps durable queues and persistent messages, PostgreSQL its committed rows, across
 ``kill()`` and ``start()``.
 
@@ -194,7 +197,8 @@ class Server:
         log, stdout = self.folder / "redis.log", self.folder / "stdout.log"
         process = self.spawn([find("redis-server"), "--port", self.port, "--bind", "127.0.0.1",
                               "--dir", self.folder, "--logfile", log, "--save", "",
-                              "--appendonly", "yes" if self.appendonly else "no", "--daemonize", "no"], stdout)
+                              "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always",
+                              "--daemonize", "no"], stdout)
         self.wait_until(lambda: _redis_ping(self.port), process, [log, stdout], "Redis")
         self.pid, self.pids = process.pid, [process.pid]
 
@@ -391,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"which to start: any of {', '.join(SERVERS)} (default: all)")
     parser.add_argument("--workdir", help="keep each server's data and logs in a folder under here")
     parser.add_argument("--appendonly", action="store_true",
-                        help="Redis: keep every write in its append-only file (it survives a kill)")
+                        help="Redis: keep every write in its append-only file, fsynced before each answer (it survives a kill)")
     args = parser.parse_args(argv)
     names = list(dict.fromkeys(args.servers or SERVERS))
     if unknown := set(names) - set(SERVERS):

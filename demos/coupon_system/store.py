@@ -10,13 +10,12 @@ per user and batch" is created by the strategies that rely on it (``one_per_user
 the naive one, whose oversell and double claims the audit then shows.
 """
 import json
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Optional
 
-from demos.message_queues.store import DIALECTS, Connection, DatabaseUnavailable, dialect_of, redacted
+from demos.message_queues.store import Connection, DatabaseUnavailable, redacted
 from demos.message_queues.store import Database as SqlDatabase
 
 __all__ = ["Database", "Batch", "NotFound", "Conflict", "Gone", "Forbidden", "DatabaseUnavailable", "redacted"]
@@ -113,24 +112,9 @@ class Database(SqlDatabase):
     over this chapter's tables."""
 
     def __init__(self, database_url: str, *, one_per_user: bool = True):
-        self.url, self.kind = database_url, dialect_of(database_url)
-        self.dialect, self.write_latency_s = DIALECTS[self.kind], 0.0
-        self._local = threading.local()
-        if self.kind == "sqlite":
-            import sqlite3
-            self._duplicate = sqlite3.IntegrityError
-            self._prepare_sqlite()
-        else:
-            import psycopg.errors
-            self._duplicate = psycopg.errors.UniqueViolation
+        super().__init__(database_url, schema=SCHEMA + (";" + ONE_PER_USER if one_per_user else ""))
         try:
             with self.transaction() as db:
-                if self.dialect.schema_lock:
-                    db.execute(self.dialect.schema_lock)
-                for statement in SCHEMA.format(id=self.dialect.id).split(";"):
-                    db.execute(statement)
-                if one_per_user:
-                    db.execute(ONE_PER_USER)
                 db.execute("INSERT INTO instance (one, id) VALUES (1, ?) ON CONFLICT DO NOTHING", (uuid.uuid4().hex[:12],))
                 self.instance = db.execute("SELECT id FROM instance").fetchone()[0]
         except DatabaseUnavailable as problem:

@@ -29,6 +29,7 @@ import uuid
 
 from flask import Flask, jsonify, request
 
+from .. import web
 from .broker import BrokerUnavailable, connect
 from .messaging import BadOrder, Publisher, consume_forever, declare, durable, message_counter, parse_order
 from .settings import DEFAULT_DATA_DIR
@@ -124,8 +125,7 @@ class Admission:
 
 def create_app(mode: str, database: Database, writer: Writer | None = None, admission: Admission | None = None,
                publish=None) -> Flask:
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = 4096
+    app = web.json_app(__name__, stats=lambda: {**(admission.stats() if admission else {}), **audit(database)})
 
     @app.post("/buy")
     def buy():
@@ -156,18 +156,6 @@ def create_app(mode: str, database: Database, writer: Writer | None = None, admi
         with database.transaction() as db:
             row = db.execute("SELECT written_at FROM sale_orders WHERE order_id = ?", (order_id,)).fetchone()
         return jsonify(id=order_id, status="written" if row else "not written (yet)")
-
-    @app.get("/health")
-    def health():
-        return jsonify(status="ok")
-
-    @app.get("/stats")
-    def stats():
-        return jsonify({**(admission.stats() if admission else {}), **audit(database)})
-
-    @app.errorhandler(413)
-    def too_large(problem):
-        return jsonify(error="body larger than 4096 bytes"), 413
 
     return app
 

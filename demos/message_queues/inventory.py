@@ -22,7 +22,7 @@ import time
 
 from flask import Flask, jsonify, request
 
-from .. import json_body
+from .. import json_body, web
 from .broker import connect
 from .messaging import PRODUCTS, BadOrder, Publisher, consume_forever, durable, parse_order
 from .settings import DEFAULT_DATA_DIR
@@ -91,8 +91,7 @@ class Inventory:
 
 
 def create_app(inventory: Inventory) -> Flask:
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = 4096
+    app = web.json_app(__name__)
 
     @app.post("/deduct")
     def deduct():
@@ -105,10 +104,6 @@ def create_app(inventory: Inventory) -> Flask:
             return jsonify(error=str(problem)), 400
         outcome = inventory.deduct(key, product, quantity)
         return jsonify(outcome=outcome), 200 if outcome == "deducted" else 409
-
-    @app.get("/health")
-    def health():
-        return jsonify(status="ok")
 
     @app.get("/audit")
     def audit():

@@ -29,6 +29,7 @@ import uuid
 
 from flask import Flask, jsonify
 
+from .. import web
 from .broker import BrokerUnavailable, connect
 from .messaging import Publisher, consume_forever, declare, durable, message_counter
 from .settings import DEFAULT_DATA_DIR
@@ -111,7 +112,9 @@ def well_formed(line) -> bool:
 
 
 def create_app(shipper: Shipper, count_queue=lambda: None) -> Flask:
-    app = Flask(__name__)
+    app = web.json_app(__name__, stats=lambda: {
+        "shipped": shipper.shipped, "waiting": shipper.lines.qsize(), "dropped": shipper.dropped,
+        "queue_length": count_queue()})
     log = logging.getLogger(f"app.{shipper.app_name}")
     log.propagate = False
     log.setLevel(logging.INFO)
@@ -126,15 +129,6 @@ def create_app(shipper: Shipper, count_queue=lambda: None) -> Flask:
         else:
             log.info("request %d served", n)
         return jsonify(n=n)
-
-    @app.get("/health")
-    def health():
-        return jsonify(status="ok")
-
-    @app.get("/stats")
-    def stats():
-        return jsonify(shipped=shipper.shipped, waiting=shipper.lines.qsize(), dropped=shipper.dropped,
-                       queue_length=count_queue())
 
     return app
 

@@ -25,7 +25,7 @@ import uuid
 
 from flask import Flask, jsonify, request
 
-from .. import outbox
+from .. import outbox, web
 from .broker import BrokerUnavailable, connect
 from .messaging import BadOrder, Publisher, consume_forever, declare, durable, parse_order
 from .settings import DEFAULT_DATA_DIR
@@ -106,8 +106,7 @@ class Orders:
 
 
 def create_app(orders: Orders) -> Flask:
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = 4096
+    app = web.json_app(__name__, stats=orders.stats)
 
     @app.post("/orders")
     def place():
@@ -124,18 +123,6 @@ def create_app(orders: Orders) -> Flask:
         if found is None:
             return jsonify(error=f"no order {order_id}"), 404
         return jsonify(id=order_id, status=found[0])
-
-    @app.get("/health")
-    def health():
-        return jsonify(status="ok")
-
-    @app.get("/stats")
-    def stats():
-        return jsonify(orders.stats())
-
-    @app.errorhandler(413)
-    def too_large(problem):
-        return jsonify(error="body larger than 4096 bytes"), 413
 
     return app
 

@@ -27,7 +27,7 @@ import time
 from flask import Flask, jsonify, request
 from kombu import Exchange, Queue
 
-from .. import json_body
+from .. import json_body, web
 from .broker import BrokerUnavailable, connect
 from .messaging import Publisher, consume_forever, declare, durable
 from .settings import DEFAULT_DATA_DIR
@@ -58,11 +58,15 @@ def subscription(wiring: str, prefix: str, name: str) -> Queue:
 
 
 def create_app(publish) -> Flask:
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = 4096
     numbers = itertools.count(1)
     lock = threading.Lock()
     published = [0]
+
+    def stats() -> dict:
+        with lock:
+            return {"published": published[0]}
+
+    app = web.json_app(__name__, stats=stats)
 
     @app.post("/messages")
     def send():
@@ -80,15 +84,6 @@ def create_app(publish) -> Flask:
         with lock:
             published[0] += 1
         return jsonify(n=number), 202
-
-    @app.get("/health")
-    def health():
-        return jsonify(status="ok")
-
-    @app.get("/stats")
-    def stats():
-        with lock:
-            return jsonify(published=published[0])
 
     return app
 

@@ -34,7 +34,7 @@ SIZES = {
         "decoupling": dict(rate=10, seconds=3, kill_after_s=2, down_s=1),
         "peak-shaving": dict(burst_rate=500, write_rate=50, seconds=1, max_queue=50, users=300, shaved_users=50,
                              skip=("direct", "shaved-kill")),
-        "pubsub": dict(rate=100, seconds=1, work_ms=10, users=20, runs=(("competing", 2),)),
+        "pubsub": dict(rate=100, seconds=1, work_ms=10, users=100, runs=(("competing", 2),)),
         "log-pipeline": dict(rate=50, seconds=2, users=100, slow_work_ms=10, kill_after_s=1.5),
     },
     "default": {

@@ -7,6 +7,7 @@ STRAY = "tests/integration/test_message_queues_stray_jobs.py"
 DECOUPLING = "tests/integration/test_message_queues_decoupling.py"
 FLASH_SALE = "tests/integration/test_message_queues_flash_sale.py"
 PUBSUB = "tests/integration/test_message_queues_pubsub.py"
+LOGS = "tests/integration/test_message_queues_logs.py"
 
 BUGS = [
     dict(name="the worker acknowledges a job when it takes it, before sending",
@@ -87,4 +88,14 @@ BUGS = [
          find='    return Queue(f"{prefix}.{name}", exchange, routing_key=key, durable=True)',
          replace='    return Queue(f"{prefix}.{name}", exchange, routing_key=key, durable=True, auto_delete=True)',
          fails=f"{PUBSUB}::test_a_subscriber_away_gets_what_it_missed_only_with_its_own_durable_queue[rabbitmq-durable-True]"),
+    dict(name="the log aggregator acknowledges a line before it counts it",
+         path="demos/message_queues/logs.py",
+         find="        def handle(line, message):\n",
+         replace="        def handle(line, message):\n            message.ack()\n            message.ack = lambda: None\n",
+         fails=f"{LOGS}::test_a_killed_aggregator_loses_nothing_on_a_real_broker_and_its_held_line_on_the_embedded_one[rabbitmq]"),
+    dict(name="the log aggregator counts a redelivered error line again",
+         path="demos/message_queues/logs.py",
+         find='            if new and line["level"] == "ERROR":',
+         replace='            if line["level"] == "ERROR":',
+         fails="tests/unit/test_message_queues_logs.py::test_a_line_delivered_twice_is_counted_once_and_its_deliveries_twice"),
 ]

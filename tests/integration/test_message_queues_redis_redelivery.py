@@ -1,6 +1,10 @@
 """On Redis, a job a SIGKILLed consumer held comes back after the visibility timeout, even when the
 consumer died holding the lock of kombu's redelivery scan (``unacked_mutex``): the lock lapses in
-``UNACKED_MUTEX_EXPIRE_S``, not in kombu's default 300 s, during which nothing would come back."""
+``UNACKED_MUTEX_EXPIRE_S``, not in kombu's default 300 s, during which nothing would come back.
+
+And the one job kombu's Redis transport cannot keep: it takes a job off the list (BRPOP) and then
+records it as unacknowledged (HSET), two commands, so Redis dying between the two loses that job,
+append-only file or not. RabbitMQ holds a delivered job until its ack and has no such window."""
 import time
 import uuid
 
@@ -40,3 +44,27 @@ def test_a_job_held_by_a_consumer_killed_in_the_redelivery_scan_comes_back(redis
     assert got == [{"job": 1}], f"nothing came back within {WAIT_S} s"
     alive.release()
     dead.release()
+
+
+@pytest.mark.timeout(60)
+def test_redis_dying_between_the_pop_and_the_unacked_record_loses_that_job(start_server, monkeypatch):
+    from kombu.transport import redis as kombu_redis
+
+    with start_server("redis", appendonly=True) as server:
+        queue = Queue("window", DEFAULT_EXCHANGE, routing_key="window", durable=True)
+        with connect(server.url, VISIBILITY_S) as connection, connection.Producer() as producer:
+            producer.publish({"job": 1}, exchange=DEFAULT_EXCHANGE, routing_key="window", declare=[queue])
+        record = kombu_redis.QoS.append
+
+        def redis_dies_first(qos, message, delivery_tag):   # the consumer is descheduled right there
+            server.kill()
+            return record(qos, message, delivery_tag)
+
+        monkeypatch.setattr(kombu_redis.QoS, "append", redis_dies_first)
+        consumer = connect(server.url, VISIBILITY_S)
+        with pytest.raises(consumer.connection_errors):
+            queue(consumer.channel()).get(no_ack=False)
+        monkeypatch.undo()
+        server.start()
+        client = redis.Redis.from_url(server.url)
+        assert (client.llen("window"), client.hlen("unacked")) == (0, 0), "the job is neither queued nor unacked"

@@ -225,3 +225,12 @@ def _answers(url: str) -> bool:
         return redis.Redis.from_url(url, socket_timeout=1).ping()
     except redis.RedisError:
         return False
+
+
+def test_redis_with_appendonly_fsyncs_before_it_answers(start_server):
+    # everysec, Redis's default, holds writes back while a slow fsync runs and answers anyway: a
+    # SIGKILL then loses acknowledged writes (a CI run lost queued jobs so)
+    import redis
+    with start_server("redis", appendonly=True) as server:
+        config = redis.Redis.from_url(server.url).config_get("append*")
+        assert (config["appendonly"], config["appendfsync"]) == ("yes", "always")
