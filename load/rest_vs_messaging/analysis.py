@@ -199,6 +199,13 @@ def add_sweep_claims(claims: Claims, sweeps: dict, size: str) -> None:
                        note="visibility: the answer comes long before the work is done")
 
 
+EXACT_ZERO = dict(article=0, match="exact")
+# kombu's Redis transport pops a message before it records it as unacked: a broker SIGKILL between
+# the two loses what a consumer had in flight, so on Redis the losses are counted, not asserted
+HONEST = {"rabbitmq": EXACT_ZERO,
+          "redis": dict(note="counted, not asserted: kombu's Redis transport can lose a message in flight to a broker kill")}
+
+
 def add_broker_claims(claims: Claims, runs: dict, size: str) -> None:
     """Rows 5.5 (the broker SIGKILLed) and 5.4 (ordering) from ``{run name: [brokers() per repetition]}``."""
     for name, reps in runs.items():
@@ -208,7 +215,10 @@ def add_broker_claims(claims: Claims, runs: dict, size: str) -> None:
                        [100 * r["during"]["success"] for r in reps], id="5.5", scenario="brokers", size=size, unit="%",
                        digits=0, note="the outbox holds the events")
             claims.add(f"owed e-mails missing after the broker SIGKILL, {broker}", [r["books"]["missing"] for r in reps],
-                       id="5.5", scenario="brokers", size=size, article=0, unit="e-mails", digits=0, match="exact")
+                       id="5.5", scenario="brokers", size=size, digits=0, unit="e-mails", **HONEST[broker])
+            claims.add(f"events the stock view never got after the broker SIGKILL, {broker}",
+                       [r["ordering"]["missed"] for r in reps], id="5.5", scenario="brokers", size=size, digits=0,
+                       unit="events", **HONEST[broker])
             claims.add(f"e-mails accepted twice by the provider after the broker SIGKILL, {broker}",
                        [r["books"]["repeats"] for r in reps], id="5.5", scenario="brokers", size=size, unit="e-mails",
                        digits=0, note="raw attempts minus effective e-mails")
@@ -226,8 +236,8 @@ def add_broker_claims(claims: Claims, runs: dict, size: str) -> None:
                        [r["ordering"]["after_consumer_kill"]["out_of_order"] for r in reps], id="5.4",
                        scenario="brokers", size=size, unit="events", digits=0, note="redelivered after newer ones")
         claims.add(f"products the stock view got wrong at the end, {broker}, {what} SIGKILLed",
-                   [r["ordering"]["view_wrong"] for r in reps], id="5.4", scenario="brokers", size=size, article=0,
-                   unit="products", digits=0, match="exact")
+                   [r["ordering"]["view_wrong"] for r in reps], id="5.4", scenario="brokers", size=size,
+                   unit="products", digits=0, **(HONEST[broker] if faults[0] == "broker" else EXACT_ZERO))
 
 
 def add_claims(claims: Claims, sweeps: dict, outages: dict, slows: dict, joins: list, size: str,

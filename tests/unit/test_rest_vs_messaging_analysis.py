@@ -58,13 +58,14 @@ def test_the_outbox_backlog_and_the_broker_claims():
     held = {round(s["t"], 2): s["held"] for s in analysis.outbox_backlog(rows, origin=10.0, step_s=1.0)}
     assert held[0.0] == 1 and held[1.0] == 1 and held[2.0] == 2 and held[4.0] == 1
     one = {"during": {"success": 1.0}, "books": {"missing": 0, "repeats": 0}, "longest_wait_s": 3.0, "drain_s": 1.5,
-           "ordering": {"out_of_order": 4, "view_wrong": 0, "after_consumer_kill": {"out_of_order": 3}},
+           "ordering": {"out_of_order": 4, "view_wrong": 0, "missed": 0, "after_consumer_kill": {"out_of_order": 3}},
            "broker": "redis", "faults": ["broker"]}
     claims = Claims()
     analysis.add_broker_claims(claims, {"redis-broker-down": [one], "redis-consumer-down": [{**one, "faults": ["consumer"]}],
                                         "redis-broker-and-consumer-down": [{**one, "faults": ["broker", "consumer"]}]},
                                "default")
-    assert sum(r["id"] == "5.5" for r in claims.rows) == 10
+    assert sum(r["id"] == "5.5" for r in claims.rows) == 12
+    assert {r["match"] for r in claims.rows if "missing" in r["claim"]} == {"range"}   # Redis: counted
     assert [r["measured"] for r in claims.rows if r["id"] == "5.4"] == ["4", "0", "4", "0", "4", "3", "0"]
 
 
