@@ -36,8 +36,8 @@ SIZES = {
         outage=dict(wirings=("pipeline", "events"), seconds=6, kill_after_s=1.5, down_s=2.5, rate=4, subscribers=3, users=40),
         slow=dict(wirings=("rest-concurrent",), seconds=2, users=2, max_restocks=5, delay_ms=200, subscribers=3),
         **{"new-consumer": dict(seconds=4, rate=5, users=40)},
-        # Redis only (it starts in a fraction of a second): the broker down 1 s in 3 s
-        brokers=dict(runs={"redis-broker-down": dict(seconds=3, faults=(("broker", 1, 1),))}, rate=8, users=20,
+        # Redis only (it starts in a fraction of a second): the broker down 1 s in 3 s, killed once Locust runs
+        brokers=dict(runs={"redis-broker-down": dict(seconds=3, faults=(("broker", 1.5, 1),))}, rate=8, users=20,
                      products=2, subscribers=2, viewers=2, hold_s=1.0)),
     "default": dict(
         subscribers=dict(wirings=WIRINGS, counts=(1, 10, 100), seconds=5, rate=2, users=40),
