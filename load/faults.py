@@ -117,6 +117,11 @@ def kill_restart(port: int, down_s: float, timeout_s: float, log: Path) -> int:
         argv, cwd, env = process.cmdline(), process.cwd(), process.environ()
         uid, gid = process.uids().real, process.gids().real
     as_its_user = dict(user=uid, group=gid, extra_groups=[]) if uid != os.geteuid() else {}   # e.g. postgres
+    if argv and " " in argv[0] and not os.path.exists(argv[0]):
+        # redis-server rewrites its process title ("redis-server 127.0.0.1:6379"): its arguments are gone
+        raise SystemExit(f"error: pid {process.pid} rewrote its command line ({argv[0]!r}), so it cannot be started "
+                         "again the same way; for a server of `python -m load.servers`, send that command "
+                         "SIGUSR1 (SIGKILL its servers) and SIGUSR2 (start them again on the same ports and data)")
     print(f"found pid {process.pid} listening on 127.0.0.1:{port}: {shlex.join(argv)} (in {cwd})", flush=True)
     killed_at = time.time()
     print(f"{clock(killed_at)} SIGKILL to {kill_group(process)}; down for {down_s:g} s", flush=True)

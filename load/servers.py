@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _interrupt)
     try:
         with contextlib.ExitStack() as stack:
-            started = []
+            started, servers = [], []
             for name in names:
                 try:
                     server = stack.enter_context(running(name, args.workdir,
@@ -415,11 +415,15 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"# skipped {name}: {problem}", flush=True)
                     continue
                 started.append(name)
+                servers.append(server)
                 print(f"# {name} on 127.0.0.1:{server.port} (pid {server.pid}, files in {server.folder})")
                 print(f"export {VARIABLES[name]}={server.url}", flush=True)
                 if name in ALTERNATIVES:
                     print(f"# or, {name} as the message broker: export {ALTERNATIVES[name]}={server.url}", flush=True)
-            print("# running; Ctrl-C stops them", flush=True)
+            print(f"# running; Ctrl-C stops them. A crash by hand: kill -USR1 {os.getpid()} SIGKILLs them, "
+                  f"kill -USR2 {os.getpid()} starts them again (same ports, same data)", flush=True)
+            signal.signal(signal.SIGUSR1, lambda *_: _by_hand(servers, "kill"))
+            signal.signal(signal.SIGUSR2, lambda *_: _by_hand(servers, "start"))
             try:
                 while True:
                     signal.pause()
@@ -433,6 +437,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(f"# stopped {' and '.join(started)}", flush=True)
     return 0
+
+
+def _by_hand(servers: list, what: str) -> None:
+    """SIGUSR1: SIGKILL every server (a crash, its files stay); SIGUSR2: start the killed ones again."""
+    for server in servers:
+        if what == "kill" and server.processes:
+            server.kill()
+            print(f"# {server.name} SIGKILLed (port {server.port})", flush=True)
+        elif what == "start" and not server.processes:
+            try:
+                server.start()
+                print(f"# {server.name} started again on 127.0.0.1:{server.port} (pid {server.pid})", flush=True)
+            except ServerFailed as error:
+                print(f"# {server.name} did not start: {error}", flush=True)
 
 
 def _interrupt(signum, frame):

@@ -37,7 +37,8 @@ MAX_QUANTITY = 1_000_000
 INVENTORY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS inventory_products (
     id TEXT PRIMARY KEY,
-    stock BIGINT NOT NULL
+    stock BIGINT NOT NULL,
+    version BIGINT NOT NULL DEFAULT 0   -- one more with every restock: an event's place in the product's order
 );
 -- a restock that inventory accepted (answered 201), none for one answered with an error
 CREATE TABLE IF NOT EXISTS inventory_restocks (
@@ -110,11 +111,15 @@ class Inventory:
 
     def apply(self, db, restock_id: str, product: str, quantity: int) -> int:
         """Inside the caller's transaction: the restock's row and the new stock level."""
+        return self.apply_versioned(db, restock_id, product, quantity)[0]
+
+    def apply_versioned(self, db, restock_id: str, product: str, quantity: int) -> tuple[int, int]:
+        """``apply``, returning the new stock and the product's new version (1, 2, 3 ... per product)."""
         db.execute("INSERT INTO inventory_restocks (id, product, quantity, requested_at, created_at)"
                    " VALUES (?, ?, ?, ?, ?)", (restock_id, product, quantity, request_started(), time.time()))
-        [(stock,)] = db.execute("UPDATE inventory_products SET stock = stock + ? WHERE id = ? RETURNING stock",
-                                (quantity, product)).fetchall()
-        return stock
+        [(stock, version)] = db.execute("UPDATE inventory_products SET stock = stock + ?, version = version + 1"
+                                        " WHERE id = ? RETURNING stock, version", (quantity, product)).fetchall()
+        return stock, version
 
 
 # how a wiring makes a restock: (inventory, restock id, product, quantity) -> new stock; raises Unavailable

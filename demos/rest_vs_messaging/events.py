@@ -7,7 +7,9 @@ consumer that is down:
 - ``notifier``: for each event (deduplicated by its ``event_id``), one persistent e-mail job per
   subscriber on ``<prefix>.email``; acked after the jobs are published;
 - ``email``: sends each job through the sink (deduplicated by its key), acked after the send;
-- ``analytics``: a consumer added later, counting events; inventory is not touched to add it.
+- ``analytics``: a consumer added later, counting events and keeping a stock view per product
+  (``view.py``: each event carries the product's version, so one that arrives after a newer one is
+  skipped); inventory is not touched to add it.
 
 At least once everywhere: an ack comes after the work, so a consumer killed mid-work gets the
 message again (RabbitMQ at once, Redis after its visibility timeout), and the keys make the repeat
@@ -16,6 +18,7 @@ SIGKILLed before its ack loses it (the chapter shows that loss).
 Run: python -m demos.rest_vs_messaging.events email [--concurrency 8]
 """
 import argparse
+import os
 import queue
 import signal
 import socket
@@ -32,6 +35,7 @@ from ..message_queues.store import Database
 from .app import Inventory, Unavailable, subscribers_of
 from .mail import SCHEMA as MAIL_SCHEMA, MailFailed, Mailer
 from .settings import Settings
+from . import view
 
 TOPIC = "inventory.updated"
 RECONNECT_EVERY_S = 0.5
@@ -67,8 +71,9 @@ def broker(settings: Settings):
 
 def restock_with_outbox(inventory: Inventory, restock_id: str, product: str, quantity: int) -> int:
     with inventory.database.transaction() as db:
-        stock = inventory.apply(db, restock_id, product, quantity)
-        outbox.add(db, TOPIC, {"restock": restock_id, "product": product, "quantity": quantity})
+        stock, version = inventory.apply_versioned(db, restock_id, product, quantity)
+        outbox.add(db, TOPIC, {"restock": restock_id, "product": product, "quantity": quantity,
+                               "stock": stock, "version": version})
         return stock
 
 
@@ -188,6 +193,8 @@ def main() -> None:
                         help="fault injection: wait this long after the work, before the ack")
     parser.add_argument("--hold-before-send", type=float, default=0.0, metavar="SECONDS",
                         help="fault injection (e-mail consumer): wait this long after taking a job, before sending")
+    parser.add_argument("--hold-before-work", type=float, default=0.0, metavar="SECONDS",
+                        help="fault injection (analytics): wait this long after taking an event, before the update")
     args = parser.parse_args()
     settings = Settings.from_env()
     prefix = settings.queue_prefix
@@ -211,6 +218,22 @@ def main() -> None:
                 return "requeue"
             hold()
             return "ack"
+    elif args.consumer == "analytics":
+        database = Database(settings.database("analytics"),
+                            schema=SEEN_SCHEMA.format(consumer="analytics") + ";" + view.VIEW_SCHEMA)
+        queues = [event_queue(prefix, "analytics")]
+        name = f"{socket.gethostname()}-{os.getpid()}"
+
+        def handle(event):
+            if not view.well_formed(event):
+                print(f"dropping malformed event {event!r}", flush=True)
+                return "ack"
+            if args.hold_before_work:
+                time.sleep(args.hold_before_work)
+            with database.transaction() as db:   # seen, applied (or skipped) and recorded together
+                view.apply(db, event, name)
+            hold()
+            return "ack"
     else:
         database = seen_database(settings, args.consumer)
         queues = [event_queue(prefix, args.consumer)]
@@ -223,26 +246,25 @@ def main() -> None:
                 return "ack"
             if not first_time(database, args.consumer, event):
                 return "ack"                      # a redelivery: done already
-            if args.consumer == "notifier":
-                try:
-                    subscribers = subscribers_of(settings.subscribers_url, event["product"])
-                except Unavailable as problem:
-                    print(f"{problem}; requeued", flush=True)
-                    time.sleep(RETRY_PAUSE_S)
-                    return "requeue"
-                if getattr(local, "connection", None) is None:
-                    local.connection = broker(settings)
-                try:
-                    producer = local.connection.Producer()
-                    for subscriber in subscribers:
-                        producer.publish({"to": subscriber["email"], "key": f"{event['restock']}:{subscriber['id']}",
-                                          "product": event["product"]}, exchange=DEFAULT_EXCHANGE,
-                                         routing_key=jobs.name, declare=[jobs], delivery_mode="persistent",
-                                         serializer="json", retry=True, timeout=2.0, confirm_timeout=2.0)
-                except Exception:
-                    local.connection.release()
-                    local.connection = None
-                    raise
+            try:
+                subscribers = subscribers_of(settings.subscribers_url, event["product"])
+            except Unavailable as problem:
+                print(f"{problem}; requeued", flush=True)
+                time.sleep(RETRY_PAUSE_S)
+                return "requeue"
+            if getattr(local, "connection", None) is None:
+                local.connection = broker(settings)
+            try:
+                producer = local.connection.Producer()
+                for subscriber in subscribers:
+                    producer.publish({"to": subscriber["email"], "key": f"{event['restock']}:{subscriber['id']}",
+                                      "product": event["product"]}, exchange=DEFAULT_EXCHANGE,
+                                     routing_key=jobs.name, declare=[jobs], delivery_mode="persistent",
+                                     serializer="json", retry=True, timeout=2.0, confirm_timeout=2.0)
+            except Exception:
+                local.connection.release()
+                local.connection = None
+                raise
             mark_seen(database, args.consumer, event)
             hold()
             return "ack"

@@ -8,6 +8,9 @@
   (+200 ms): stock updates per second per wiring, and e-mails per second at the provider.
 - ``new-consumer`` (open loop, events): an analytics consumer started while inventory keeps running
   receives every event from then on; inventory's process is untouched.
+- ``brokers`` (open loop, events on real RabbitMQ and Redis): the broker, or one of several
+  stock-view consumers, SIGKILLed mid-load: answers over time, the drain, the books, and the events
+  applied out of publish order (load/rest_vs_messaging/brokers.py).
 After every run the books (demos/rest_vs_messaging/books.py) are saved as ``audit.json``.
 """
 import csv
@@ -18,6 +21,7 @@ from pathlib import Path
 
 from demos.rest_vs_messaging import books
 from load.harness import Run, Scenario, headline_for
+from load.rest_vs_messaging.brokers import brokers_headline, brokers_plan, perform_brokers
 from load.rest_vs_messaging.stack import Stack
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -31,28 +35,40 @@ SIZES = {
         # users enough that requests held by the outage (timeouts, retries) never hold up an arrival
         outage=dict(wirings=("pipeline", "events"), seconds=6, kill_after_s=1.5, down_s=2.5, rate=4, subscribers=3, users=40),
         slow=dict(wirings=("rest-concurrent",), seconds=2, users=2, max_restocks=5, delay_ms=200, subscribers=3),
-        **{"new-consumer": dict(seconds=4, rate=5, users=40)}),
+        **{"new-consumer": dict(seconds=4, rate=5, users=40)},
+        # Redis only (it starts in a fraction of a second): the broker down 1 s in 3 s, killed once Locust runs
+        brokers=dict(runs={"redis-broker-down": dict(seconds=3, faults=(("broker", 1.5, 1),))}, rate=8, users=20,
+                     products=2, subscribers=2, viewers=2, hold_s=1.0)),
     "default": dict(
         subscribers=dict(wirings=WIRINGS, counts=(1, 10, 100), seconds=5, rate=2, users=40),
         outage=dict(wirings=("rest", "pipeline", "events"), seconds=15, kill_after_s=3, down_s=10, rate=4,
                     subscribers=5, users=40),
         slow=dict(wirings=WIRINGS, seconds=4, users=4, max_restocks=25, delay_ms=200, subscribers=5),
-        **{"new-consumer": dict(seconds=10, rate=10, users=40)}),
+        **{"new-consumer": dict(seconds=10, rate=10, users=40)},
+        # RabbitMQ: the broker down 2 s (and about 5 s more for its restart), then, 3 s after it is back
+        # (its backlog drained), a stock-view consumer SIGKILLed holding events (each 0.5 s before the update)
+        brokers=dict(runs={"rabbitmq-broker-and-consumer-down": dict(seconds=16, faults=(("broker", 1.5, 2),
+                                                                                         ("consumer", 3, 1.5))),
+                           "redis-broker-down": dict(seconds=6, faults=(("broker", 1.5, 3),))},
+                     rate=8, users=40, products=2, subscribers=3, viewers=3, hold_s=0.5)),
     "workshop": dict(
         subscribers=dict(wirings=WIRINGS, counts=(1, 10, 100, 1000), seconds=30, rate=1, users=100),
         outage=dict(wirings=WIRINGS, seconds=40, kill_after_s=10, down_s=10, rate=4, subscribers=5, users=40,
                     notifier_down=("rest", "events")),
         slow=dict(wirings=WIRINGS, seconds=20, users=8, max_restocks=50, delay_ms=200, subscribers=5),
-        **{"new-consumer": dict(seconds=30, rate=20, users=40)}),
+        **{"new-consumer": dict(seconds=30, rate=20, users=40)},
+        brokers=dict(runs={f"{broker}-{what}-down": dict(seconds=40, faults=((what, 10, 10),))
+                           for broker in ("rabbitmq", "redis") for what in ("broker", "consumer")},
+                     rate=8, users=40, products=4, subscribers=5, viewers=3, hold_s=1.0)),
 }
 
 
-def start_stack(run: Run, wiring: str, products: dict, **options) -> Stack:
-    stack = Stack(wiring, run.dir, run.service, broker_url=os.environ.get("BROKER_URL", ""),
-                  log_folder=run.dir / "logs", **options)
+def start_stack(run: Run, wiring: str, products: dict, broker_url: str = "", **options) -> Stack:
+    broker_url = broker_url or os.environ.get("BROKER_URL", "")
+    stack = Stack(wiring, run.dir, run.service, broker_url=broker_url, log_folder=run.dir / "logs", **options)
     stack.start()
     stack.seed(products)
-    run.notes.update(broker_url=os.environ.get("BROKER_URL") or "filesystem (embedded default)",
+    run.notes.update(broker_url=broker_url or "filesystem (embedded default)",
                      products=products, sink_delay_ms=stack.sink_delay_ms)
     return stack
 
@@ -79,7 +95,9 @@ def subscribers_plan(size: str) -> dict:
     """Open loop (Poisson restocks over products with 1, 10, 100 ... subscribers): stock-update
     latency against the subscriber count per wiring, and the time until the last e-mail."""
     p = SIZES[size]["subscribers"]
-    return {wiring: dict(wiring=wiring, counts=list(p["counts"]), seconds=p["seconds"], arrival_rate=p["rate"],
+    # the full sweep (workshop size) has its own run names, so it sits beside the default runs
+    suffix = f"-to-{max(p['counts'])}" if max(p["counts"]) > 100 else ""
+    return {wiring + suffix: dict(wiring=wiring, counts=list(p["counts"]), seconds=p["seconds"], arrival_rate=p["rate"],
                          users=p["users"], loop="open") for wiring in p["wirings"]}
 
 
@@ -228,4 +246,5 @@ SCENARIOS = {
     "outage": Scenario(outage_plan, perform_outage, outage_headline),
     "slow": Scenario(slow_plan, perform_slow, slow_headline),
     "new-consumer": Scenario(new_consumer_plan, perform_new_consumer, new_consumer_headline),
+    "brokers": Scenario(brokers_plan, perform_brokers, brokers_headline, needs=("rabbitmq", "redis")),
 }

@@ -76,6 +76,12 @@ class Stack:
         self.services[name] = self._start(name, argv, env=self.env, ready=ready)
         return self.services[name]
 
+    def consumers_of(self, kind: str, count: int, *extra: str) -> list:
+        """Start ``count`` consumers of one kind at once (they share its queue); ready once bound."""
+        planned = [self._consumer(kind, *extra) for _ in range(count)]
+        self._launch(planned)
+        return [self.services[name] for name, _, _ in planned]
+
     def start(self) -> "Stack":
         planned = [("sink", [sys.executable, "-m", "demos.rest_vs_messaging.sink", "--port", str(self.ports["smtp"]),
                              "--delay-ms", f"{self.sink_delay_ms:g}", "--refuse-share", f"{self.refuse_share:g}"],

@@ -3,6 +3,7 @@ checked by tests named beside them. Each must fail the test named beside it."""
 GUARANTEES = "tests/integration/test_rest_vs_messaging_guarantees.py"
 BOOKS = "tests/unit/test_rest_vs_messaging_books.py"
 INPUT = "tests/unit/test_rest_vs_messaging_input.py"
+ORDERING = "tests/unit/test_rest_vs_messaging_ordering.py"
 
 BUGS = [
     dict(name="the e-mail consumer acknowledges a job when it takes it, before sending",
@@ -12,8 +13,8 @@ BUGS = [
          fails=f"{GUARANTEES}::test_nothing_lost_when_the_email_consumer_is_sigkilled[rabbitmq]"),
     dict(name="inventory publishes straight to the broker instead of through the outbox",
          path="demos/rest_vs_messaging/events.py",
-         find="        outbox.add(db, TOPIC, {\"restock\": restock_id, \"product\": product, \"quantity\": quantity})",
-         replace="        Publisher(Settings.from_env())(restock_id, TOPIC, {\"restock\": restock_id, \"product\": product, \"quantity\": quantity})",
+         find="        outbox.add(db, TOPIC, {",
+         replace="        Publisher(Settings.from_env())(restock_id, TOPIC, {",
          fails=f"{GUARANTEES}::test_nothing_lost_when_the_broker_is_sigkilled_under_restocks[rabbitmq-options0]"),
     dict(name="the books count effective e-mails, not raw attempts (a repeat hides)",
          path="demos/rest_vs_messaging/books.py",
@@ -30,4 +31,9 @@ BUGS = [
          find="        raise Unavailable(f\"an e-mail could not be sent: {error or type(error).__name__}\") from error",
          replace="        pass",
          fails=f"{GUARANTEES}::test_rest_with_the_email_service_down_refuses_fast_and_owes_nothing"),
+    dict(name="the stock view applies every event it receives (the last arrival wins, not the newest version)",
+         path="demos/rest_vs_messaging/view.py",
+         find="    stock = CASE WHEN excluded.version > stock_view.version THEN excluded.stock ELSE stock_view.stock END,",
+         replace="    stock = excluded.stock,",
+         fails=f"{ORDERING}::test_an_older_event_after_a_newer_one_is_skipped_and_a_repeat_is_recorded"),
 ]

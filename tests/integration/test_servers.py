@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from load import servers
+from load.harness import wait_for
 from load.processes import alive
 
 
@@ -189,6 +190,43 @@ def test_redis_without_appendonly_loses_its_data_on_a_kill(start_server):
 
 
 @pytest.mark.servers
+@pytest.mark.timeout(90)
+def test_the_command_line_crashes_and_restarts_its_servers_on_sigusr1_and_sigusr2(request, tmp_path):
+    """By hand: SIGUSR1 SIGKILLs the servers, SIGUSR2 starts them on the same port and data;
+    load.faults kill-restart refuses redis-server (its command line is rewritten) without killing it."""
+    import redis
+    request.getfixturevalue("redis_url")                        # skipped when Redis is not installed
+    cli = subprocess.Popen([sys.executable, "-m", "load.servers", "redis", "--appendonly", "--workdir", str(tmp_path)],
+                           stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(servers.__file__)))
+    try:
+        about, export = cli.stdout.readline(), cli.stdout.readline()
+        url = export.split("=", 1)[1].strip()
+        port = urllib.parse.urlsplit(url).port
+        redis.Redis.from_url(url).set("kept", "yes")
+        refused = subprocess.run([sys.executable, "-m", "load.faults", "kill-restart", "--port", str(port), "--down", "0"],
+                                 capture_output=True, text=True, timeout=30, cwd=os.path.dirname(os.path.dirname(servers.__file__)))
+        assert refused.returncode != 0 and "SIGUSR1" in refused.stderr
+        first = psutil.Process(int(re.search(r"pid (\d+)", about).group(1)))
+        assert alive(first)
+        cli.send_signal(signal.SIGUSR1)
+        wait_for(lambda: not alive(first), 10, "Redis SIGKILLed")
+        cli.send_signal(signal.SIGUSR2)
+        wait_for(lambda: _answers(url), 30, "Redis back on its port")
+        assert redis.Redis.from_url(url).get("kept") == b"yes"
+        cli.send_signal(signal.SIGTERM)
+        cli.communicate(timeout=30)
+    finally:
+        cli.kill()
+
+
+def _answers(url: str) -> bool:
+    import redis
+    try:
+        return redis.Redis.from_url(url, socket_timeout=1).ping()
+    except redis.RedisError:
+        return False
+
+
 def test_redis_with_appendonly_fsyncs_before_it_answers(start_server):
     # everysec, Redis's default, holds writes back while a slow fsync runs and answers anyway: a
     # SIGKILL then loses acknowledged writes (a CI run lost queued jobs so)

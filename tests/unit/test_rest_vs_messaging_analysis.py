@@ -50,3 +50,27 @@ def test_only_email_outages_are_compared():
     runs = [{"params": {"wiring": "rest"}}, {"params": {"wiring": "rest", "target": "email"}},
             {"params": {"wiring": "rest", "target": "notifier"}}]
     assert analysis.email_outages(runs) == runs[:2]
+
+
+def test_the_outbox_backlog_and_the_broker_claims():
+    from load.results import Claims
+    rows = [(10.0, 10.1), (11.0, 14.0), (12.0, None)]
+    held = {round(s["t"], 2): s["held"] for s in analysis.outbox_backlog(rows, origin=10.0, step_s=1.0)}
+    assert held[0.0] == 1 and held[1.0] == 1 and held[2.0] == 2 and held[4.0] == 1
+    one = {"during": {"success": 1.0}, "books": {"missing": 0, "repeats": 0}, "longest_wait_s": 3.0, "drain_s": 1.5,
+           "ordering": {"out_of_order": 4, "view_wrong": 0, "missed": 0, "after_consumer_kill": {"out_of_order": 3}},
+           "broker": "redis", "faults": ["broker"]}
+    claims = Claims()
+    analysis.add_broker_claims(claims, {"redis-broker-down": [one], "redis-consumer-down": [{**one, "faults": ["consumer"]}],
+                                        "redis-broker-and-consumer-down": [{**one, "faults": ["broker", "consumer"]}]},
+                               "default")
+    assert sum(r["id"] == "5.5" for r in claims.rows) == 12
+    assert {r["match"] for r in claims.rows if "missing" in r["claim"]} == {"range"}   # Redis: counted
+    assert [r["measured"] for r in claims.rows if r["id"] == "5.4"] == ["4", "0", "4", "0", "4", "3", "0"]
+
+
+def test_the_drain_counts_the_restocks_made_while_the_broker_was_away():
+    timeline = [{"created_at": 1.0, "last_email_at": 1.2}, {"created_at": 5.0, "last_email_at": 12.5},
+                {"created_at": 11.0, "last_email_at": 20.0}]
+    assert analysis.backlog_drain_s(timeline, killed_at=4.0, ready_at=10.0) == 2.5
+    assert analysis.backlog_drain_s(timeline[:1], killed_at=4.0, ready_at=10.0) == 0.0
