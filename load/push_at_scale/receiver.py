@@ -30,7 +30,7 @@ from demos.push_at_scale import loops
 from load.push_at_scale.lean import LeanDevice, ticker
 from load.push_at_scale.system import post_json
 
-MAX_SAMPLES = 50_000
+MAX_SAMPLES = 10_000   # per receiver process: p99 within about 0.1 percentile point, 90 KB a report
 REPORT_EVERY_S = 0.5
 
 
