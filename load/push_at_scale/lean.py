@@ -23,7 +23,7 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from demos.push_at_scale.device import Streams
+from demos.push_at_scale.device import Streams, back_off
 
 OPEN_TIMEOUT_S = 20.0
 
@@ -68,11 +68,7 @@ class LeanDevice(asyncio.Protocol):
                     self.transport.abort()
                     self.transport = None
             index += 1
-            if not stop.is_set():
-                try:
-                    await asyncio.wait_for(stop.wait(), 0.05 * min(failed, 20))
-                except asyncio.TimeoutError:
-                    pass
+            await back_off(stop, failed)
 
     async def connected_once(self, url: str, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
