@@ -54,7 +54,7 @@ from typing import Callable, Iterator, Optional
 from load.processes import StartFailed, free_port, kill_tree, port_is_free, spawn, stop_tree, tail, wait_until_ready
 
 __all__ = ["SERVERS", "Server", "ServerMissing", "ServerFailed", "running", "missing", "required", "find", "free_port",
-           "port_is_free", "create_database", "drop_database"]
+           "port_is_free", "create_database", "drop_database", "database_for_run"]
 
 SERVERS = ("redis", "rabbitmq", "postgres")
 VARIABLES = {"redis": "REDIS_URL", "rabbitmq": "BROKER_URL", "postgres": "DATABASE_URL"}   # what a demo reads
@@ -384,6 +384,14 @@ def drop_database(server_url: str, name: str) -> None:
     from psycopg import sql
     with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as db:
         db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def database_for_run(server_url: str, run_dir: Path) -> str:
+    """An empty database on ``server_url``'s PostgreSQL server named after the run
+    (``<scenario>_<run>_rep-<k>``, a rerun replacing it, as it does the run's folder); its URL."""
+    name = "_".join(run_dir.parts[-3:]).replace("-", "_").replace(".", "_")
+    drop_database(server_url, name)
+    return create_database(server_url, name)
 
 
 # --- command line ---------------------------------------------------------------------------

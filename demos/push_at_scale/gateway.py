@@ -544,7 +544,7 @@ class Gateway:
     async def safety_net(self) -> None:
         """Catch every stream up with the store: a bus message lost or late costs at most this long."""
         streams = [*self.topics, *(f"d:{d}" for d in self.devices)]
-        lasts = await self.loop.run_in_executor(None, self.last_seqs, streams)
+        lasts = await self.loop.run_in_executor(None, self.store.last_seqs, streams)
         for stream, last in lasts.items():
             if stream.startswith("t:"):
                 topic = self.topics.get(stream)
@@ -556,14 +556,6 @@ class Gateway:
                 if device is not None and last > device.sent["d"]:
                     self.stats["safety_net"] += 1
                     self.to_device(device, None)
-
-    def last_seqs(self, streams: list[str]) -> dict:
-        db, found = self.store.db(), {}
-        for start in range(0, len(streams), 500):
-            chunk = streams[start:start + 500]
-            found.update(db.execute(f"SELECT stream, last_seq FROM streams WHERE stream IN ({','.join('?' * len(chunk))})",
-                                    chunk))
-        return found
 
     async def alive(self) -> None:
         await self.loop.run_in_executor(self.writer, self.routes.alive, self.id)

@@ -3,8 +3,8 @@
 - ``REDIS_URL`` set: a Redis hash ``<namespace>:routes`` (device -> gateway) and a sorted set
   ``<namespace>:gateways`` (gateway -> when it last said it was alive), so API processes on
   several machines share it.
-- unset: the same two tables in the store's SQLite file (``store``), enough for every process of
-  one machine.
+- unset: the same two tables in the store's database (``store``): its SQLite file is enough for
+  every process of one machine, its PostgreSQL database (``DATABASE_URL``) for several machines.
 
 A gateway sets a device's route when the device connects, before it reads what the device missed
 (so a message stored after that read is routed to it), and clears it on disconnect only if the
@@ -20,34 +20,30 @@ GATEWAY_TTL_S = 5.0      # a gateway that has not said it is alive for this long
 CLEAR_IF_MINE = "if redis.call('hget', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('hdel', KEYS[1], ARGV[1]) end return 0"
 
 
-class SqliteRoutes:
+class StoreRoutes:
     def __init__(self, store: Store):
         self.store = store
 
     def set(self, device: str, gateway: str) -> None:
         with self.store.transaction() as db:
-            db.execute("INSERT INTO routes VALUES (?, ?) ON CONFLICT(device) DO UPDATE SET gateway = excluded.gateway",
+            db.execute("INSERT INTO push_routes VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET gateway = excluded.gateway",
                        (device, gateway))
 
     def clear(self, devices: list[str], gateway: str) -> None:
-        with self.store.transaction() as db:
-            db.executemany("DELETE FROM routes WHERE device = ? AND gateway = ?", [(d, gateway) for d in devices])
+        with self.store.transaction() as db:   # rows in sorted order: never a deadlock with another gateway
+            db.executemany("DELETE FROM push_routes WHERE device = ? AND gateway = ?",
+                           [(device, gateway) for device in sorted(set(devices))])
 
     def lookup(self, devices: list[str]) -> dict:
-        db, found = self.store.db(), {}
-        for start in range(0, len(devices), 500):
-            chunk = devices[start:start + 500]
-            found.update(db.execute(f"SELECT device, gateway FROM routes WHERE device IN ({','.join('?' * len(chunk))})",
-                                    chunk))
-        return found
+        return dict(self.store.select_in("SELECT device, gateway FROM push_routes WHERE device IN ({})", devices))
 
     def alive(self, gateway: str) -> None:
         with self.store.transaction() as db:
-            db.execute("INSERT INTO gateways VALUES (?, ?) ON CONFLICT(gateway) DO UPDATE SET seen = excluded.seen",
+            db.execute("INSERT INTO push_gateways VALUES (?, ?) ON CONFLICT (gateway) DO UPDATE SET seen = excluded.seen",
                        (gateway, time.time()))
 
     def gateways(self) -> list[str]:
-        return [row[0] for row in self.store.db().execute("SELECT gateway FROM gateways WHERE seen >= ? ORDER BY gateway",
+        return [row[0] for row in self.store.db().execute("SELECT gateway FROM push_gateways WHERE seen >= ? ORDER BY gateway",
                                                           (time.time() - GATEWAY_TTL_S,))]
 
 
@@ -81,4 +77,4 @@ class RedisRoutes:
 def routes_for(store: Store):
     """Redis when ``REDIS_URL`` is set (namespace ``PUSH_NAMESPACE``, ``push`` by default), else the store."""
     url = os.environ.get("REDIS_URL")
-    return RedisRoutes(url, os.environ.get("PUSH_NAMESPACE", "push")) if url else SqliteRoutes(store)
+    return RedisRoutes(url, os.environ.get("PUSH_NAMESPACE", "push")) if url else StoreRoutes(store)

@@ -25,7 +25,7 @@ from pathlib import Path
 from demos.coupon_system.store import Database, redacted
 from load.harness import Run, Scenario, get_json, headline_for, http_ready, log_ready, wait_for
 from load.results import read_csv
-from load.servers import create_database, drop_database, free_port, running
+from load.servers import database_for_run, free_port, running
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 STRATEGIES = ("naive", "atomic", "reservation")
@@ -64,9 +64,7 @@ def run_database_url(run: Run, database: str, stack: contextlib.ExitStack) -> st
     if not server.startswith(("postgresql://", "postgres://")):
         # its own temp folder: a Unix socket path under the run's folder would pass 107 characters
         server = stack.enter_context(running("postgres")).url
-    name = "_".join(run.dir.parts[-3:]).replace("-", "_").replace(".", "_")
-    drop_database(server, name)
-    return create_database(server, name)
+    return database_for_run(server, run.dir)
 
 
 def start_strategy(run: Run, stack: contextlib.ExitStack, strategy: str, database: str = "sqlite",

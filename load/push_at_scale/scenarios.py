@@ -25,16 +25,23 @@ latencies).
   device, ack) with one gateway process and with two: messages a second and latency percentiles.
 - ``heartbeat``: idle devices heartbeating at several intervals: gateway CPU and bytes a second
   against heartbeats a second, to extrapolate to the talk's 3-10 minute adaptive interval.
+
+The embedded defaults unless the environment names real servers, as for the services themselves:
+``BROKER_URL`` (RabbitMQ or Redis), ``REDIS_URL`` (the routing table), ``DATABASE_URL`` (PostgreSQL:
+each run gets its own empty database on that server). ``meta.json`` records which.
 """
 import contextlib
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
 
+from demos.message_queues.store import redacted
 from load.harness import Run, Scenario, get_json, log_ready
 from load.push_at_scale.system import System
+from load.servers import database_for_run
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 SPAWN_RATE = 500            # connections per second per receiver process
@@ -143,9 +150,23 @@ def params(plan: dict, **given) -> dict:
                    ack_every_s=1.0), **given}
 
 
+def real_servers(run: Run) -> dict:
+    """``BROKER_URL``, ``REDIS_URL`` (broker and routing table) and a PostgreSQL ``DATABASE_URL`` from
+    the environment, as the services read them (the run's own database on that server); the
+    embedded defaults otherwise."""
+    given = {"broker_url": os.environ.get("BROKER_URL", ""), "redis_url": os.environ.get("REDIS_URL", "")}
+    database = os.environ.get("DATABASE_URL", "")
+    if database.startswith(("postgresql://", "postgres://")):
+        given["database_url"] = database_for_run(database, run.dir)
+    run.notes.update(broker_url=redacted(given["broker_url"]) or "filesystem (embedded default)",
+                     routes="Redis" if given["redis_url"] else "the store",
+                     store=redacted(given.get("database_url", "")) or "SQLite (embedded default)")
+    return given
+
+
 def perform(run: Run) -> None:
     p = run.params
-    system = System(run.dir, run.service)
+    system = System(run.dir, run.service, **real_servers(run))
     for n in range(p["gateways"]):
         system.start_gateway(f"g{n + 1}", "--send-path", p["send_path"], "--loop", p["event_loop"],
                              "--batch", str(p["batch"]))

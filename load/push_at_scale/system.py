@@ -30,6 +30,7 @@ class System:
     start: Callable
     broker_url: str = ""
     redis_url: str = ""
+    database_url: str = ""       # the store (and, without Redis, the routing table); SQLite in the folder when empty
     env_extra: dict = field(default_factory=dict)
     api_url: str = ""
     gateways: dict = field(default_factory=dict)      # name -> (ws url, Service)
@@ -41,7 +42,7 @@ class System:
     @property
     def env(self) -> dict:
         return {"DATA_DIR": str(self.folder / "data"), "BROKER_URL": self.broker_url, "REDIS_URL": self.redis_url,
-                "DATABASE_URL": "", "PUSH_NAMESPACE": self.namespace,
+                "DATABASE_URL": self.database_url, "PUSH_NAMESPACE": self.namespace,
                 "GATEWAYS": ",".join(url for url, _ in self.gateways.values()), **self.env_extra}
 
     def start_gateway(self, name: str, *args: str, port: int = 0) -> str:

@@ -25,7 +25,7 @@ BUGS = [
               "test_a_device_past_the_offline_bound_gets_a_gap_marker"},
     {"name": "acks may move backwards: a late ack makes a reconnect replay what the device has",
      "path": "demos/push_at_scale/store.py",
-     "find": "SET seq = max(seq, excluded.seq)",
+     "find": "SET seq = CASE WHEN excluded.seq > push_acks.seq THEN excluded.seq ELSE push_acks.seq END",
      "replace": "SET seq = excluded.seq",
      "fails": "tests/unit/test_push_at_scale_store.py::test_acks_are_cumulative_and_never_move_back"},
     {"name": "a flood is not closed",
@@ -34,4 +34,15 @@ BUGS = [
      "replace": "        if device.frames > 10**9:\n",
      "fails": "tests/integration/test_push_at_scale_bad_input.py::"
               "test_bad_input_gets_the_right_answer_and_the_others_keep_receiving"},
+    {"name": "appends lock their streams in the caller's order: two pushes to overlapping lists deadlock on PostgreSQL",
+     "path": "demos/push_at_scale/store.py",
+     "find": "for stream in sorted(set(streams)):",
+     "replace": "for stream in streams:",
+     "fails": "tests/integration/test_push_at_scale_store_postgres.py::"
+              "test_concurrent_appends_to_overlapping_lists_number_every_stream_without_a_hole"},
+    {"name": "acks written in arrival order: two gateways acking the same devices deadlock on PostgreSQL",
+     "path": "demos/push_at_scale/store.py",
+     "find": "rows = sorted(acks)",
+     "replace": "rows = list(acks)",
+     "fails": "tests/integration/test_push_at_scale_store_postgres.py::test_racing_acks_from_two_gateways_keep_the_largest"},
 ]

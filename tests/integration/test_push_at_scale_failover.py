@@ -3,7 +3,7 @@ processes, pushes to single devices and to a topic at a steady rate, one gateway
 middle; its devices move to the other gateway (their next address) and resume every stream after
 the last number they have. On RabbitMQ and on Redis (also the routing table there), and on the
 embedded filesystem broker, which loses nothing either (the store is the truth; the broker only
-carries the news) and is slower."""
+carries the news) and is slower; and with the store and the routing table in PostgreSQL."""
 import asyncio
 import random
 import threading
@@ -19,8 +19,13 @@ PUSH_S = 3.0
 KILL_AT_S = 1.0
 
 
-@pytest.fixture(params=["rabbitmq", "redis", "embedded"])
+@pytest.fixture(params=["rabbitmq", "redis", "embedded", "rabbitmq+postgres"])
 def brokers(request):
+    """The broker (and routing table) the system runs on; ``+postgres``: the store and the routing
+    table in PostgreSQL, as on several machines."""
+    if request.param == "rabbitmq+postgres":
+        return {"broker_url": request.getfixturevalue("rabbitmq_url"),
+                "database_url": request.getfixturevalue("postgres_database_url")}
     if request.param == "rabbitmq":
         return {"broker_url": request.getfixturevalue("rabbitmq_url")}
     if request.param == "redis":
