@@ -368,6 +368,13 @@ def validity(result: Optional[LocustResult], expected: Optional[dict] = None) ->
     return reasons
 
 
+def faults_missed(notes: dict) -> list[str]:
+    """A planned SIGKILL that never happened (the run ended first, say behind a slow restart of
+    the fault before it): the run did not measure what it was for."""
+    return [f"the planned SIGKILL of {fault['target']} {fault['kill_after_s']:g} s in never happened: "
+            f"the run ended first" for fault in notes.get("faults", []) if not fault.get("killed_at")]
+
+
 EXPECTATIONS = ("failures", "overload")
 
 
@@ -450,7 +457,7 @@ class Harness:
         finally:
             run.stop()
             ended = datetime.now(timezone.utc)
-            reasons = validity(run.locust_result, expect)
+            reasons = validity(run.locust_result, expect) + faults_missed(run.notes)
             meta = {
                 "chapter": self.chapter, "scenario": self.scenario, "run": name,
                 "repetition": self.repetition, "size": self.size, "params": params, "expected": expect,

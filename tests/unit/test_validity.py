@@ -35,3 +35,15 @@ def test_a_declared_overload_is_the_finding_but_a_full_load_generator_core_never
     assert validity(result(behind=300), {"overload": "ten times what the writer takes"}) == []
     assert "full core" in validity(result(behind=300, utilisation=0.95), {"overload": "on purpose"})[0]
     assert validity(result(behind=300), {"failures": "an outage"})   # failures do not excuse a late load
+
+
+def test_a_planned_fault_that_never_fired_makes_the_run_invalid():
+    from types import SimpleNamespace
+
+    from load.faults import Fault
+    from load.harness import faults_missed
+    fired, missed = Fault(SimpleNamespace(name="rabbitmq"), 1.5, 2), Fault(SimpleNamespace(name="consumer"), 3, 1)
+    fired.record["killed_at"] = 1.0
+    assert faults_missed({}) == [] and faults_missed({"faults": [fired.record]}) == []
+    [reason] = faults_missed({"faults": [fired.record, missed.record]})
+    assert "SIGKILL of consumer 3 s in never happened" in reason
