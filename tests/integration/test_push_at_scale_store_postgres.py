@@ -4,13 +4,12 @@ races SQLite's one write lock never shows: concurrent appends to overlapping dev
 every stream 1, 2, 3... with no hole, no repeat and no deadlock (row locks in sorted order), and
 racing acks keep the largest."""
 import random
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from demos.push_at_scale.routing import StoreRoutes
 from demos.push_at_scale.store import Store
+from tests.unit.test_message_queues_store import race   # threads released at once, each its own connection
 # the same tests as on SQLite, collected here with this module's ``store`` fixture
 from tests.unit.test_push_at_scale_store import (  # noqa: F401
     test_acks_are_cumulative_and_never_move_back, test_each_stream_numbers_its_own_messages,
@@ -26,18 +25,6 @@ def store(postgres_database_url):
     return Store(postgres_database_url, bound=3, ttl_s=60)
 
 
-def race(function, n: int = WRITERS) -> list:
-    """``function(i)`` from ``n`` threads released at once (each thread its own connection)."""
-    start = threading.Barrier(n)
-
-    def run(i):
-        start.wait(timeout=10)
-        return function(i)
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(run, range(n)))
-
-
 def test_concurrent_appends_to_overlapping_lists_number_every_stream_without_a_hole(postgres_database_url):
     store = Store(postgres_database_url, bound=10_000)
     devices = [f"d:dev{n}" for n in range(DEVICES)]
@@ -51,7 +38,7 @@ def test_concurrent_appends_to_overlapping_lists_number_every_stream_without_a_h
             numbers.extend((m.stream, m.seq) for m in stored)
         return numbers
 
-    numbers = [pair for batch in race(writer) for pair in batch]
+    numbers = [pair for batch in race(writer, WRITERS) for pair in batch]
     for stream in devices:
         seqs = sorted(seq for name, seq in numbers if name == stream)
         assert seqs == list(range(1, len(seqs) + 1)), stream         # no repeat, no hole
