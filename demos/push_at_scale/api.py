@@ -24,9 +24,8 @@ import time
 from collections import Counter
 
 from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException
 
-from .. import json_body
+from .. import json_body, web
 from . import tokens
 from .bus import BrokerUnavailable, Bus, broker_url
 from .routing import routes_for
@@ -123,8 +122,11 @@ def route(services: Services, push: dict) -> tuple[dict, int]:
 
 
 def create_app(services: Services) -> Flask:
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = json_body.MAX_BODY_BYTES
+    def stats() -> dict:
+        with services.lock:
+            return dict(services.stats)
+
+    app = web.json_app(__name__, max_body_bytes=json_body.MAX_BODY_BYTES, stats=stats)
 
     @app.post("/devices")
     def register():
@@ -160,19 +162,6 @@ def create_app(services: Services) -> Flask:
         answer, status = route(services, parsed)
         services.count(f"status.{status}")
         return jsonify(answer), status
-
-    @app.get("/health")
-    def health():
-        return jsonify(status="ok")
-
-    @app.get("/stats")
-    def stats():
-        with services.lock:
-            return jsonify(dict(services.stats))
-
-    @app.errorhandler(HTTPException)
-    def http_error(problem: HTTPException):
-        return bad(problem.description or problem.name, problem.code or 500)
 
     @app.errorhandler(Exception)
     def unexpected(problem: Exception):
