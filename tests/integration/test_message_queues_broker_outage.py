@@ -58,7 +58,7 @@ def registering_for(url: str, seconds: float, prefix: str, threads: int = 4) -> 
 
 
 def queue_states(broker_url: str, prefix: str) -> dict:
-    """How many jobs wait in each queue: what a failure message shows."""
+    """How many jobs wait in each queue, and how many consumers it has: what a failure message shows."""
     from demos.message_queues.broker import connect, queues
     connection = connect(broker_url)
     waiting = {}
@@ -66,7 +66,8 @@ def queue_states(broker_url: str, prefix: str) -> dict:
         for name, queue in queues(prefix).items():
             with connection.channel() as channel:
                 try:
-                    waiting[name] = queue(channel).queue_declare(passive=True).message_count
+                    declared = queue(channel).queue_declare(passive=True)
+                    waiting[name] = f"{declared.message_count} ready, {declared.consumer_count} consumers"
                 except connection.channel_errors:   # kombu's Redis: an empty queue is no queue
                     waiting[name] = 0
     finally:
@@ -74,11 +75,20 @@ def queue_states(broker_url: str, prefix: str) -> dict:
     return waiting
 
 
+def broker_log_problems(server, prefix: str, most: int = 40) -> str:
+    """The broker's own log lines that name the test's queues or an error (kept in the test's folder)."""
+    lines = [line.rstrip() for path in sorted(server.folder.rglob("*.log")) if path.name != "stdout.log"
+             for line in path.read_text(errors="replace").splitlines()
+             if prefix in line or any(word in line.lower() for word in ("error", "crash", "recover", "corrupt"))]
+    return "\n".join(lines[-most:]) or "(nothing)"
+
+
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("broker", ["rabbitmq", "redis"])
-def test_a_dead_broker_gets_a_fast_503_and_the_worker_reconnects(start_server, registration, broker):
+def test_a_dead_broker_gets_a_fast_503_and_the_worker_reconnects(start_server, registration, broker, tmp_path):
     # Redis keeps the queued jobs across its own crash only with its append-only file
-    with start_server(broker, **({"appendonly": True} if broker == "redis" else {})) as server:
+    # its folder in the test's: the broker's logs are kept for a failure to explain
+    with start_server(broker, str(tmp_path / "servers"), **({"appendonly": True} if broker == "redis" else {})) as server:
         running = registration("queued", server.url, env={"STEP_MS": "5", "BROKER_VISIBILITY_TIMEOUT": "2"})
         worker = running.start_worker()
         running.start(threads=4)
@@ -115,7 +125,9 @@ def test_a_dead_broker_gets_a_fast_503_and_the_worker_reconnects(start_server, r
             if not (0 < lost <= MAY_LOSE_IN_A_CRASH[broker] and all(n <= users for n in audit["sends"].values())):
                 raise AssertionError(f"{late}; the last audit: {audit}; jobs waiting: "
                                      f"{queue_states(server.url, running.env['QUEUE_PREFIX'])}; the worker's log "
-                                     f"ends: {worker.log_path.read_text()[-1500:]}") from None
+                                     f"ends: {worker.log_path.read_text()[-1500:]}; the broker's log (in "
+                                     f"{server.folder}): {broker_log_problems(server, running.env['QUEUE_PREFIX'])}"
+                                     ) from None
             print(f"{broker}: {lost} job lost in the crash, between kombu's BRPOP and its unacked record")
         assert audit["users"] == users
         # at-least-once: a job the worker held when the broker died, or whose ack died with the
