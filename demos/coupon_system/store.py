@@ -120,10 +120,6 @@ class Database(SqlDatabase):
         except DatabaseUnavailable as problem:
             raise SystemExit(f"error: {problem}") from problem
 
-    def autocommit(self) -> Connection:
-        """The thread's connection, each statement committed on its own (no transaction)."""
-        return Connection(self._connection(), self.dialect.placeholder)
-
     # --- batches --------------------------------------------------------------------------
 
     def create_batch(self, name: str, stock: int, rules: list, valid_from: float, valid_until: float) -> int:

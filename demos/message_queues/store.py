@@ -153,6 +153,11 @@ class Database:
             db = self._local.db = self._connect()
         return db
 
+    def autocommit(self) -> "Connection":
+        """The thread's connection, each statement committed on its own (no transaction): reads
+        that need no snapshot across statements."""
+        return Connection(self._connection(), self.dialect.placeholder)
+
     @contextmanager
     def transaction(self) -> Iterator["Connection"]:
         db = Connection(self._connection(), self.dialect.placeholder)

@@ -26,6 +26,7 @@ from collections import Counter
 from flask import Flask, jsonify, request
 
 from .. import json_body, web
+from ..message_queues.store import redacted
 from . import tokens
 from .bus import BrokerUnavailable, Bus, broker_url
 from .routing import routes_for
@@ -188,7 +189,7 @@ def main() -> None:
     gateways = [u for u in re.split(r"[,\s]+", os.environ.get("GATEWAYS", "")) if u]
     services = Services(store, bus, gateways, float(os.environ.get("TOKEN_TTL_S", 3600)))
     import waitress
-    print(f"push API on http://{args.host}:{args.port} ({args.threads} threads); store {store.url}; broker "
+    print(f"push API on http://{args.host}:{args.port} ({args.threads} threads); store {redacted(store.url)}; broker "
           f"{url.split('@')[-1]}; routing {'redis' if os.environ.get('REDIS_URL') else 'embedded'}", flush=True)
     waitress.serve(create_app(services), host=args.host, port=args.port, threads=args.threads,
                    connection_limit=2000, backlog=2048, ident="push", _quiet=True)

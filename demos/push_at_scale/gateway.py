@@ -55,6 +55,7 @@ from websockets.protocol import State
 
 from demos.limits import raise_open_files_limit
 
+from ..message_queues.store import redacted
 from . import loops, tokens
 from .bus import Bus, broker_url
 from .routing import routes_for
@@ -628,7 +629,7 @@ def main() -> None:
 
     def ready(port: int) -> None:
         print(f"gateway {gateway.id} on ws://{args.host}:{port}/ws (at most {gateway.max_connections:,} devices); "
-              f"store {store.url}; broker {url.split('@')[-1]}", flush=True)
+              f"store {redacted(store.url)}; broker {url.split('@')[-1]}", flush=True)
     loops.run(gateway.run(args.host, args.port, ready), args.loop)
 
 

@@ -43,7 +43,7 @@ class StoreRoutes:
                        (gateway, time.time()))
 
     def gateways(self) -> list[str]:
-        return [row[0] for row in self.store.db().execute("SELECT gateway FROM push_gateways WHERE seen >= ? ORDER BY gateway",
+        return [row[0] for row in self.store.autocommit().execute("SELECT gateway FROM push_gateways WHERE seen >= ? ORDER BY gateway",
                                                           (time.time() - GATEWAY_TTL_S,))]
 
 

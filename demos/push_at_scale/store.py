@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Optional
 
-from demos.message_queues.store import Connection, Database
+from demos.message_queues.store import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS push_streams (stream TEXT PRIMARY KEY, last_seq BIGINT NOT NULL){without_rowid};
@@ -71,13 +71,9 @@ class Store(Database):
         return cls(url, int(os.environ.get("OFFLINE_BOUND", DEFAULT_BOUND)),
                    float(os.environ.get("OFFLINE_TTL_S", DEFAULT_TTL_S)))
 
-    def db(self) -> Connection:
-        """This thread's connection, for reads outside a transaction (each statement its own snapshot)."""
-        return Connection(self._connection(), self.dialect.placeholder)
-
     def select_in(self, sql: str, keys: list) -> list:
         """``sql`` ending in ``IN ({})`` run for ``keys`` in chunks of 500 (the placeholders' limit)."""
-        db, rows = self.db(), []
+        db, rows = self.autocommit(), []
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
             rows.extend(db.execute(sql.format(",".join("?" * len(chunk))), chunk))
@@ -97,7 +93,7 @@ class Store(Database):
         return [device for device in devices if device not in known]
 
     def topic_known(self, topic: str) -> bool:
-        return self.db().execute("SELECT 1 FROM push_topics WHERE topic = ?", (topic,)).fetchone() is not None
+        return self.autocommit().execute("SELECT 1 FROM push_topics WHERE topic = ?", (topic,)).fetchone() is not None
 
     # ---- messages
 
@@ -118,7 +114,7 @@ class Store(Database):
         return [stored[stream] for stream in streams]
 
     def last_seq(self, stream: str) -> int:
-        row = self.db().execute("SELECT last_seq FROM push_streams WHERE stream = ?", (stream,)).fetchone()
+        row = self.autocommit().execute("SELECT last_seq FROM push_streams WHERE stream = ?", (stream,)).fetchone()
         return row[0] if row else 0
 
     def last_seqs(self, streams: list[str]) -> dict:
@@ -128,7 +124,7 @@ class Store(Database):
     def after(self, stream: str, after: int, limit: int = 1000) -> Batch:
         """The messages after ``after`` still kept (bound and TTL), at most ``limit``; a gap if some
         of them are gone."""
-        db = self.db()
+        db = self.autocommit()
         last = self.last_seq(stream)
         rows = db.execute("SELECT seq, ts, body, flags FROM push_messages WHERE stream = ? AND seq > ? AND ts >= ? "
                           "ORDER BY seq LIMIT ?", (stream, after, time.time() - self.ttl_s, limit)).fetchall()
@@ -154,4 +150,4 @@ class Store(Database):
                            rows)
 
     def acked(self, device: str) -> dict:
-        return dict(self.db().execute("SELECT stream, seq FROM push_acks WHERE device = ?", (device,)))
+        return dict(self.autocommit().execute("SELECT stream, seq FROM push_acks WHERE device = ?", (device,)))

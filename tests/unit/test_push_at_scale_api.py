@@ -37,7 +37,7 @@ def app(tmp_path, monkeypatch):
 
 
 def stored(services) -> int:
-    return services.store.db().execute("SELECT count(*) FROM push_messages").fetchone()[0]
+    return services.store.autocommit().execute("SELECT count(*) FROM push_messages").fetchone()[0]
 
 
 def test_a_push_is_stored_numbered_and_sent_once_per_gateway(app):
