@@ -17,6 +17,7 @@ import threading
 import time
 
 from load.harness import Run
+from load.rest_vs_messaging.stack import STALLED_S
 from load.servers import running
 
 VIEWER_CONCURRENCY = 4
@@ -91,6 +92,7 @@ def ordering_books(run: Run, stack, timeout_s: float, split_at: float | None = N
     analytics = Database(settings.database("analytics"), schema=SEEN_SCHEMA.format(consumer="analytics")
                          + ";" + view.VIEW_SCHEMA)
     deadline = time.monotonic() + timeout_s
+    last_seen, moved_at = -1, time.monotonic()
     while True:
         with inventory.transaction() as db:
             outbox = db.execute("SELECT event_id, created_at, published_at FROM outbox ORDER BY id").fetchall()
@@ -99,7 +101,9 @@ def ordering_books(run: Run, stack, timeout_s: float, split_at: float | None = N
             seen = {event_id for (event_id,) in db.execute("SELECT event_id FROM analytics_seen")}
             found = view.read(db)
         missed = {event_id for event_id, _, _ in outbox} - seen
-        if not missed or time.monotonic() > deadline:
+        if len(seen) != last_seen:
+            last_seen, moved_at = len(seen), time.monotonic()
+        if not missed or time.monotonic() > min(deadline, moved_at + STALLED_S):   # a stall: lost, not late
             break
         time.sleep(0.2)
     with open(run.dir / "outbox.csv", "w", newline="") as out:

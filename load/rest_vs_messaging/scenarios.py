@@ -22,7 +22,7 @@ from pathlib import Path
 from demos.rest_vs_messaging import books
 from load.harness import Run, Scenario, headline_for
 from load.rest_vs_messaging.brokers import brokers_headline, brokers_plan, perform_brokers
-from load.rest_vs_messaging.stack import Stack
+from load.rest_vs_messaging.stack import STALLED_S, Stack
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 WIRINGS = ("rest", "rest-concurrent", "pipeline", "events")
@@ -78,7 +78,7 @@ def start_stack(run: Run, wiring: str, products: dict, broker_url: str = "", **o
 def settle_and_audit(run: Run, stack: Stack, timeout_s: float) -> dict:
     """Wait (bounded) for every owed e-mail, then save the books and the per-restock timeline."""
     started = time.monotonic()
-    found = stack.wait_until_settled(timeout_s)
+    found = stack.wait_until_settled(timeout_s, stalled_s=STALLED_S)
     run.notes["settle_s"] = round(time.monotonic() - started, 3)
     records = stack.records()
     run.save_json("audit", found)
